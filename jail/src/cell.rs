@@ -104,10 +104,10 @@ pub struct Cell {
 }
 
 impl Cell {
-    pub(crate) fn new(proc: CellProcess) -> Self {
+    pub(crate) fn new(mut proc: CellProcess) -> Self {
         Cell {
+            listener: proc.listener.take(),
             proc,
-            listener: None,
             started: false,
             reason: None,
             outcome: None,
@@ -245,10 +245,7 @@ impl Cell {
         }
         if ctl_ready {
             match crate::wire::recv(self.proc.control.as_fd()) {
-                Ok(Some((m, mut fds))) => match FromHusk::decode(&m) {
-                    Some(FromHusk::Listener) if self.listener.is_none() && fds.len() == 1 => {
-                        self.listener = fds.pop();
-                    }
+                Ok(Some((m, _))) => match FromHusk::decode(&m) {
                     Some(FromHusk::Started) => self.started = true,
                     Some(FromHusk::Failed(msg)) => {
                         self.kill(KillReason::Requested);
@@ -273,11 +270,9 @@ impl Cell {
         if status.is_none() && self.reason.is_none() {
             self.reason = Some(KillReason::InitLost);
         }
-        // make sure nothing of the cell outlives its program
+        // Nothing of the cell outlives its program: after reporting, the init exits, which ends
+        // its pid namespace; without a report it is gone already. The kill makes sure.
         let _ = pidfd_kill(&self.proc.pidfd);
-        if let Some(c) = &self.proc.cgroup {
-            let _ = c.kill();
-        }
         let stats = self.stats();
         let mut termination = match status {
             Some(s) if libc::WIFEXITED(s) => Termination::Exited(libc::WEXITSTATUS(s)),

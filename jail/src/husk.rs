@@ -20,12 +20,14 @@
 //!    hostname;
 //! 7. builds the root filesystem ([`crate::rootfs`]);
 //! 8. sets no_new_privs and drops every capability for good ([`crate::privileges`]);
-//! 9. reports *ready* and waits.
+//! 9. restricts itself with Landlock and installs the seccomp filter, which the program will
+//!    inherit (doing this ahead of time keeps it off the start path), and hands the seccomp
+//!    listener to the supervisor with its *ready* report; then waits.
 //!
-//! On *start* the husk (now the cell's init) forks the program's process, which places its
+//! While idle the husk (the cell's init) has already forked the program's process, which
+//! waits for the *start* request itself, so starting costs no fork. On *start* it places its
 //! descriptors (0-2 stdio, 3 optional extra, the program at [`PROGRAM_FD`]), closes all others,
-//! applies rlimits, Landlock and seccomp (sending the seccomp listener to the supervisor), and
-//! calls `execveat` on the program. The init reports *started* (or why exec failed), reaps
+//! applies rlimits and calls `execveat` on the program. The init reports *started* (or why exec failed), reaps
 //! every process of the cell, and reports the program's wait status when it ends. A husk runs
 //! at most one program.
 
@@ -109,8 +111,8 @@ fn fail(control: BorrowedFd<'_>, err: &JailError) -> ! {
 
 fn husk_main(plan: &HuskPlan<'_>, control: OwnedFd) -> ! {
     let ctl = control.as_fd();
-    // 4. nothing inherited but the control socket
-    if let Err(e) = close_all_except(ctl.as_raw_fd()) {
+    // 4. nothing inherited but the control socket, and no signal state of the supervisor's
+    if let Err(e) = close_all_except(ctl.as_raw_fd()).and_then(|_| reset_signals()) {
         fail(ctl, &e)
     }
     // wait for the supervisor's maps and cgroup; EOF means it is gone
@@ -122,25 +124,26 @@ fn husk_main(plan: &HuskPlan<'_>, control: OwnedFd) -> ! {
     if let Err(e) = build_cell(plan) {
         fail(ctl, &e)
     }
-    if wire::send(ctl, &FromHusk::Ready.encode(), &[]).is_err() {
+    let listener = match restrict_cell(plan) {
+        Ok(l) => l,
+        Err(e) => fail(ctl, &e),
+    };
+    let listener_fd: Vec<RawFd> = listener.iter().map(|l| l.as_raw_fd()).collect();
+    if wire::send(ctl, &FromHusk::Ready.encode(), &listener_fd).is_err() {
         // SAFETY: see `fail`.
         unsafe { libc::_exit(1) }
     }
-    let (spec, fds) = match wire::recv(ctl) {
-        Ok(Some((m, fds))) => match ToHusk::decode(&m) {
-            Some(ToHusk::Start(spec)) if fds.len() >= 4 => (spec, fds),
-            _ => fail(
-                ctl,
-                &JailError::Channel {
-                    peer: "husk",
-                    reason: "expected a start request with 4 or 5 descriptors".into(),
-                },
-            ),
-        },
-        // SAFETY: see `fail`.
-        _ => unsafe { libc::_exit(1) },
-    };
-    run_init(plan, ctl, spec, fds)
+    // the listener must never stay in the cell: a cell could answer its own notifications
+    drop(listener);
+    run_init(plan, ctl)
+}
+
+/// Step 9: Landlock and seccomp, inherited by the program. Returns the seccomp listener.
+fn restrict_cell(plan: &HuskPlan<'_>) -> Result<Option<OwnedFd>> {
+    if plan.profile.layers.landlock {
+        crate::landlock_rules::restrict(plan.root)?;
+    }
+    plan.seccomp.map(|p| p.install()).transpose()
 }
 
 /// Steps 5 to 8 of the module doc.
@@ -184,6 +187,25 @@ fn build_cell(plan: &HuskPlan<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Unblock every signal and restore default dispositions: a supervisor may block or ignore
+/// signals (Rust ignores SIGPIPE), and ignored dispositions would survive exec.
+fn reset_signals() -> Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    SigSet::empty()
+        .thread_set_mask()
+        .map_err(|e| JailError::sys(Layer::Privileges, "sigprocmask", e))?;
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator() {
+        if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours in signal context.
+        unsafe { sigaction(sig, &default) }
+            .map_err(|e| JailError::sys(Layer::Privileges, format!("sigaction({sig})"), e))?;
+    }
+    Ok(())
+}
+
 fn close_all_except(keep: RawFd) -> Result<()> {
     let keep = u32::try_from(keep).map_err(|_| JailError::Invalid {
         what: "control descriptor".into(),
@@ -208,23 +230,25 @@ fn close_all_except(keep: RawFd) -> Result<()> {
 }
 
 /// The cell's init: start the program, then reap until it ends.
-fn run_init(plan: &HuskPlan<'_>, ctl: BorrowedFd<'_>, spec: StartSpec, fds: Vec<OwnedFd>) -> ! {
+fn run_init(plan: &HuskPlan<'_>, ctl: BorrowedFd<'_>) -> ! {
     let (err_r, err_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => fail(ctl, &JailError::sys(Layer::Privileges, "pipe2", e)),
     };
+    // The program's process is forked now, while the husk is idle, so that starting a program
+    // costs no fork: it waits for the start request itself.
     // SAFETY: fork in a single-threaded process (the init never starts threads); the child
-    // only runs `exec_program`, which ends in execveat or _exit.
+    // only runs `await_start`, which ends in execveat or _exit.
     match unsafe { nix::unistd::fork() } {
         Err(e) => fail(ctl, &JailError::sys(Layer::Privileges, "fork program", e)),
         Ok(nix::unistd::ForkResult::Child) => {
             drop(err_r);
-            exec_program(plan, ctl, err_w, &spec, fds)
+            await_start(plan, ctl, err_w)
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
-            drop(fds);
             drop(err_w);
-            let mut buf = [0u8; 512];
+            // EOF: the program was executed; data: why it was not
+            let mut buf = [0u8; 1024];
             let n = loop {
                 match nix::unistd::read(err_r.as_raw_fd(), &mut buf) {
                     Err(nix::errno::Errno::EINTR) => continue,
@@ -240,6 +264,41 @@ fn run_init(plan: &HuskPlan<'_>, ctl: BorrowedFd<'_>, spec: StartSpec, fds: Vec<
             reap_until(ctl, child)
         }
     }
+}
+
+/// The program's process before exec: wait for the start request, check it, run it.
+fn await_start(plan: &HuskPlan<'_>, ctl: BorrowedFd<'_>, err_w: OwnedFd) -> ! {
+    let (spec, fds) = match wire::recv(ctl) {
+        Ok(Some((m, fds))) => match ToHusk::decode(&m) {
+            Some(ToHusk::Start(spec)) if (4..=5).contains(&fds.len()) => (spec, fds),
+            _ => exec_fail(
+                err_w.as_raw_fd(),
+                "malformed start request (expected 4 or 5 descriptors)",
+            ),
+        },
+        // the supervisor is gone
+        // SAFETY: see `fail`.
+        _ => unsafe { libc::_exit(1) },
+    };
+    if let Some(interp) = &spec.interp {
+        if plan.profile.layers.landlock && !plan.root.loaders.contains(interp) {
+            let allowed: Vec<String> = plan
+                .root
+                .loaders
+                .iter()
+                .map(|l| l.display().to_string())
+                .collect();
+            exec_fail(
+                err_w.as_raw_fd(),
+                &format!(
+                    "the program's ELF interpreter {} is not a loader the cell may execute (allowed: {})",
+                    interp.display(),
+                    if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+                ),
+            )
+        }
+    }
+    exec_program(plan, ctl, err_w, &spec, fds)
 }
 
 fn reap_until(ctl: BorrowedFd<'_>, program: Pid) -> ! {
@@ -279,7 +338,7 @@ fn exec_program(
     fds: Vec<OwnedFd>,
 ) -> ! {
     let err_raw = err_w.as_raw_fd();
-    let result = (|| -> Result<Option<OwnedFd>> {
+    let result = (|| -> Result<()> {
         let sys = |call: &str| {
             let call = call.to_string();
             move |e| JailError::sys(Layer::Privileges, call.clone(), e)
@@ -317,29 +376,11 @@ fn exec_program(
             return Err(JailError::last_os(Layer::Privileges, "close_range"));
         }
         crate::rlimits::apply(&plan.profile.rlimits)?;
-        if plan.profile.layers.landlock {
-            crate::landlock_rules::restrict(plan.root, spec.interp.as_deref())?;
-        }
-        if let Some(policy) = plan.seccomp {
-            let listener = policy.install()?;
-            // SAFETY: CONTROL_FD was just made a duplicate of the control socket above.
-            let control = unsafe { BorrowedFd::borrow_raw(CONTROL_FD) };
-            wire::send(
-                control,
-                &FromHusk::Listener.encode(),
-                &[listener.as_raw_fd()],
-            )
-            .map_err(sys("send seccomp listener"))?;
-            return Ok(Some(listener));
-        }
-        Ok(None)
+        Ok(())
     })();
-    let listener = match result {
-        Ok(l) => l,
-        Err(e) => exec_fail(EXEC_ERR_FD, &format!("{e}")),
-    };
-    // the listener must never reach the program: it could answer its own notifications
-    drop(listener);
+    if let Err(e) = result {
+        exec_fail(EXEC_ERR_FD, &format!("{e}"))
+    }
     let argv: Vec<*const libc::c_char> = spec
         .argv
         .iter()

@@ -57,6 +57,10 @@ pub(crate) struct CellProcess {
     pub(crate) cgroup: Option<CellCgroup>,
     /// whether this process is the init's parent and must reap it
     pub(crate) reap: bool,
+    /// whether dropping kills the cell (false once handed to another process)
+    pub(crate) armed: bool,
+    /// the cell's seccomp user-notification listener (none with seccomp off)
+    pub(crate) listener: Option<OwnedFd>,
 }
 
 /// What to run in a husk.
@@ -83,7 +87,28 @@ pub struct StartRequest<'a> {
 impl Jail {
     /// Check every layer the profile enables, then enter the shared empty network namespace.
     pub fn new(profile: Profile, limits: Limits) -> Result<Self> {
+        let cgroups = if profile.layers.cgroups {
+            Some(CgroupDriver::detect(CGROUP_GROUP)?)
+        } else {
+            None
+        };
+        Self::with_cgroups(profile, limits, cgroups)
+    }
+
+    /// Like [`Jail::new`] with a cgroup driver detected earlier (the zygote's parent detects
+    /// once, so the supervisor and the zygote agree on where cells live).
+    pub fn with_cgroups(
+        profile: Profile,
+        limits: Limits,
+        cgroups: Option<CgroupDriver>,
+    ) -> Result<Self> {
         profile.validate()?;
+        if profile.layers.cgroups && cgroups.is_none() {
+            return Err(JailError::LayerUnavailable {
+                layer: Layer::Cgroups,
+                reason: "no cgroup driver was given".into(),
+            });
+        }
         ensure_single_threaded()?;
         let root = RootPlan::resolve(&profile)?;
         let seccomp = if profile.layers.seccomp {
@@ -95,11 +120,6 @@ impl Jail {
         if profile.layers.landlock {
             landlock_rules::check_available()?;
         }
-        let cgroups = if profile.layers.cgroups {
-            Some(CgroupDriver::detect(CGROUP_GROUP)?)
-        } else {
-            None
-        };
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
             JailError::LayerUnavailable {
                 layer: Layer::Namespaces,
@@ -172,6 +192,8 @@ impl Jail {
                 control: parent,
                 cgroup,
                 reap: true,
+                armed: true,
+                listener: None,
             },
         };
         // From here on, dropping `husk` kills and reaps the child and removes its cgroup.
@@ -181,7 +203,11 @@ impl Jail {
         }
         husk.proc.send(&ToHusk::Go, &[])?;
         match husk.proc.recv()? {
-            (FromHusk::Ready, _) => Ok(husk),
+            (FromHusk::Ready, mut fds) if fds.len() == usize::from(self.seccomp.is_some()) => {
+                let mut husk = husk;
+                husk.proc.listener = fds.pop();
+                Ok(husk)
+            }
             (FromHusk::Failed(msg), _) => {
                 Err(JailError::Start(format!("building the cell: {msg}")))
             }
@@ -214,6 +240,11 @@ impl Husk {
 }
 
 impl CellProcess {
+    /// Close this process's handles on drop without killing the cell or removing its cgroup.
+    pub(crate) fn disarm(mut self) {
+        self.armed = false;
+    }
+
     pub(crate) fn send(&self, msg: &ToHusk, fds: &[i32]) -> Result<()> {
         let bytes = msg.encode()?;
         wire::send(self.control.as_fd(), &bytes, fds).map_err(|e| JailError::Channel {
@@ -294,6 +325,9 @@ impl Husk {
 
 impl Drop for CellProcess {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         let _ = pidfd_kill(&self.pidfd);
         if self.reap {
             let _ = nix::sys::wait::waitpid(self.pid, None);

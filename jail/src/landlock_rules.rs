@@ -1,7 +1,7 @@
 //! The Landlock layer: what the program may do with the cell's files and the network, and
 //! what it may reach outside its own domain.
 //!
-//! Applied in the program's process just before seccomp and exec, at the best ABI the kernel
+//! Applied by the husk once the cell is built (so the program inherits it), at the best ABI the kernel
 //! offers (at least 6, which brings abstract-socket and signal scoping; a kernel below that
 //! is an error naming Landlock). Every filesystem right of that ABI is *handled*, so anything
 //! not granted below is denied:
@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `/` and everything below | list directories |
 //! | library dirs, read-only binds | read files |
-//! | the program's ELF interpreter (one file) | read, execute |
+//! | the system's dynamic loaders ([`crate::rootfs::KNOWN_LOADERS`]) | read, execute |
 //! | `/dev/null`, `/dev/zero` | read, write |
 //! | `/dev/urandom` | read |
 //! | `/tmp` (when present) | read, write, create, remove, truncate; never execute |
@@ -65,7 +65,7 @@ pub fn check_available() -> Result<i32> {
 }
 
 /// Restrict the calling thread (and what it executes) to the cell's rules.
-pub(crate) fn restrict(plan: &RootPlan, interp: Option<&Path>) -> Result<()> {
+pub(crate) fn restrict(plan: &RootPlan) -> Result<()> {
     let abi = ABI::from(check_available()?);
     let read = AccessFs::ReadFile.into();
     let all_fs = AccessFs::from_all(abi);
@@ -87,8 +87,8 @@ pub(crate) fn restrict(plan: &RootPlan, interp: Option<&Path>) -> Result<()> {
     if plan.has_tmp() {
         rules.push((Path::new("/tmp"), tmp_rights));
     }
-    if let Some(interp) = interp {
-        rules.push((interp, AccessFs::ReadFile | AccessFs::Execute));
+    for loader in &plan.loaders {
+        rules.push((loader.as_path(), AccessFs::ReadFile | AccessFs::Execute));
     }
     let ll = |call: &str| {
         let call = call.to_string();

@@ -30,6 +30,14 @@ const STAGING: &str = "/tmp";
 const OLD_ROOT: &str = "/.oldroot";
 const DEV_NODES: [&str; 3] = ["/dev/null", "/dev/zero", "/dev/urandom"];
 
+/// ELF interpreters (dynamic loaders) a cell may execute, when the host has them inside its
+/// library directories. They are the only files Landlock lets a cell execute.
+pub const KNOWN_LOADERS: &[&str] = &[
+    "/lib64/ld-linux-x86-64.so.2",
+    "/lib/ld-linux-x86-64.so.2",
+    "/lib/ld-musl-x86_64.so.1",
+];
+
 /// One entry of the cell's filesystem, decided on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Entry {
@@ -52,6 +60,8 @@ pub struct RootPlan {
     pub(crate) lib_paths: Vec<PathBuf>,
     /// cell paths of the caller's read-only binds (for Landlock read rules)
     pub(crate) bind_paths: Vec<PathBuf>,
+    /// dynamic loaders present in the library directories (the only executable files)
+    pub(crate) loaders: Vec<PathBuf>,
 }
 
 impl RootPlan {
@@ -59,6 +69,7 @@ impl RootPlan {
     pub fn resolve(profile: &Profile) -> Result<Self> {
         let mut entries = Vec::new();
         let mut lib_paths = Vec::new();
+        let mut lib_sources = Vec::new();
         for dir in &profile.lib_dirs {
             let Ok(meta) = std::fs::symlink_metadata(dir) else {
                 continue; // a library directory this host does not have
@@ -73,6 +84,7 @@ impl RootPlan {
             } else if meta.is_dir() {
                 let src = std::fs::canonicalize(dir)
                     .map_err(|e| JailError::io(format!("resolve {}", dir.display()), e))?;
+                lib_sources.push(src.clone());
                 entries.push(Entry::Bind {
                     src,
                     dst: dir.clone(),
@@ -93,12 +105,27 @@ impl RootPlan {
             });
             bind_paths.push(b.cell.clone());
         }
+        let loaders = KNOWN_LOADERS
+            .iter()
+            .map(PathBuf::from)
+            .filter(|l| {
+                std::fs::canonicalize(l)
+                    .map(|c| lib_sources.iter().any(|b| c.starts_with(b)))
+                    .unwrap_or(false)
+            })
+            .collect();
         Ok(RootPlan {
             entries,
             tmp_size: profile.tmp_size,
             lib_paths,
             bind_paths,
+            loaders,
         })
+    }
+
+    /// The dynamic loaders the cell may execute.
+    pub fn loaders(&self) -> &[PathBuf] {
+        &self.loaders
     }
 
     /// Whether the cell gets a writable `/tmp`.

@@ -38,12 +38,10 @@ pub(crate) struct StartSpec {
 /// Husk → supervisor.
 #[derive(Debug, PartialEq)]
 pub(crate) enum FromHusk {
-    /// the cell is built; waiting for a program
+    /// the cell is built; waiting for a program (the seccomp listener attached, if any)
     Ready,
     /// building the cell or starting the program failed
     Failed(String),
-    /// the program's seccomp listener (descriptor attached)
-    Listener,
     /// the program is running
     Started,
     /// the program ended; raw wait status
@@ -124,7 +122,6 @@ impl FromHusk {
                 b.extend_from_slice(&m.as_bytes()[..m.len().min(4000)]);
                 b
             }
-            FromHusk::Listener => vec![b'L'],
             FromHusk::Started => vec![b'P'],
             FromHusk::Exited(s) => {
                 let mut b = vec![b'X'];
@@ -140,7 +137,6 @@ impl FromHusk {
             (b'F', _) => Some(FromHusk::Failed(
                 String::from_utf8_lossy(&b[1..]).into_owned(),
             )),
-            (b'L', 1) => Some(FromHusk::Listener),
             (b'P', 1) => Some(FromHusk::Started),
             (b'X', 5) => Some(FromHusk::Exited(i32::from_le_bytes(
                 b[1..5].try_into().ok()?,

@@ -102,6 +102,20 @@ impl CgroupDriver {
         Ok(cell)
     }
 
+    /// The cgroup of an existing cell made by another process (the zygote) from this driver.
+    pub fn open_cell(&self, name: &str) -> Result<CellCgroup> {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(JailError::Invalid {
+                what: "cell cgroup name".into(),
+                reason: format!("{name:?}"),
+            });
+        }
+        Ok(match self {
+            CgroupDriver::V1(d) => CellCgroup::V1(d.cell_paths(name)),
+            CgroupDriver::V2(d) => CellCgroup::V2(d.cell_paths(name)),
+        })
+    }
+
     /// A one-line description for `doctor` and logs.
     pub fn describe(&self) -> String {
         match self {
@@ -126,6 +140,18 @@ impl CellCgroup {
             CellCgroup::V1(c) => c.add_process(pid),
             CellCgroup::V2(c) => c.add_process(pid),
         }
+    }
+
+    /// The cell's name (its directory name in every hierarchy).
+    pub fn name(&self) -> String {
+        let dirs = match self {
+            CellCgroup::V1(c) => c.dirs(),
+            CellCgroup::V2(c) => c.dirs(),
+        };
+        dirs[0]
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// Kill every process in the cell.

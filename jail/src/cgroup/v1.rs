@@ -109,15 +109,19 @@ impl V1 {
         v
     }
 
-    pub(crate) fn create_cell(&self, name: &str) -> Result<V1Cell> {
-        let cell = V1Cell {
+    pub(crate) fn cell_paths(&self, name: &str) -> V1Cell {
+        V1Cell {
             memory: self.memory.join(name),
             pids: self.pids.join(name),
             cpu: self.cpu.join(name),
             cpuacct: self.cpuacct.as_ref().map(|p| p.join(name)),
             freezer: self.freezer.as_ref().map(|p| p.join(name)),
             unified: self.unified.as_ref().map(|p| p.join(name)),
-        };
+        }
+    }
+
+    pub(crate) fn create_cell(&self, name: &str) -> Result<V1Cell> {
+        let cell = self.cell_paths(name);
         for d in cell.dirs() {
             if let Err(e) = std::fs::create_dir(&d) {
                 let _ = super::CellCgroup::V1(cell).remove();

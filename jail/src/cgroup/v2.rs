@@ -60,6 +60,12 @@ impl V2 {
         Ok(V2 { cells })
     }
 
+    pub(crate) fn cell_paths(&self, name: &str) -> V2Cell {
+        V2Cell {
+            dir: self.cells.join(name),
+        }
+    }
+
     pub(crate) fn create_cell(&self, name: &str) -> Result<V2Cell> {
         let dir = self.cells.join(name);
         std::fs::create_dir(&dir).map_err(|source| JailError::Cgroup {
