@@ -180,12 +180,12 @@ fn main() {
         "measure", "runner", "median", "p99", "vs fork+exec", "vs bwrap"
     );
     for (measure_name, runner, samples) in &rows {
-        let med = percentile(samples, 50.0);
-        let p99 = percentile(samples, 99.0);
+        let med = percentile(samples, 50);
+        let p99 = percentile(samples, 99);
         let base = |who: &str| {
             rows.iter()
                 .find(|(m, r, _)| m == measure_name && *r == who)
-                .map(|(_, _, s)| percentile(s, 50.0))
+                .map(|(_, _, s)| percentile(s, 50))
         };
         let ratio = |who: &str| {
             base(who)
@@ -207,8 +207,8 @@ fn main() {
     }
     println!(
         "\nhusk creation (zygote, refill cost): median {} p99 {}",
-        ms(percentile(&make, 50.0)),
-        ms(percentile(&make, 99.0))
+        ms(percentile(&make, 50)),
+        ms(percentile(&make, 99))
     );
     pool.wait_full(Duration::from_secs(10));
     let mem: Vec<(u64, u64, u64)> = pool
@@ -286,10 +286,11 @@ fn measure(iters: usize, mut f: impl FnMut() -> Duration) -> Vec<Duration> {
     (0..iters).map(|_| f()).collect()
 }
 
-fn percentile(samples: &[Duration], p: f64) -> Duration {
+/// The `p`th percentile (nearest rank), `p` in percent.
+fn percentile(samples: &[Duration], p: usize) -> Duration {
     let mut s = samples.to_vec();
     s.sort();
-    let idx = ((p / 100.0) * (s.len() as f64 - 1.0)).round() as usize;
+    let idx = (p * (s.len() - 1) + 50) / 100;
     s[idx.min(s.len() - 1)]
 }
 

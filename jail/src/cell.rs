@@ -131,6 +131,11 @@ impl Cell {
         }
     }
 
+    /// The cell's cgroup (none when the cgroup layer is off).
+    pub fn cgroup(&self) -> Option<&crate::cgroup::CellCgroup> {
+        self.proc.cgroup.as_ref()
+    }
+
     /// The cell's cgroup counters so far.
     pub fn stats(&self) -> CellStats {
         self.proc

@@ -237,9 +237,71 @@ impl Husk {
     pub fn pid(&self) -> i32 {
         self.proc.pid.as_raw()
     }
+
+    /// Whether the husk's init is still running (its pidfd is not yet readable).
+    pub fn is_alive(&self) -> bool {
+        let mut fds = [nix::poll::PollFd::new(
+            self.proc.pidfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        matches!(
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO),
+            Ok(0)
+        )
+    }
 }
 
 impl CellProcess {
+    /// Let the program's one exec through (see [`crate::seccomp::allow_program_exec`]), or
+    /// return why the start failed. Without seccomp there is nothing to allow.
+    fn allow_program_exec(&self) -> Result<()> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let Some(listener) = &self.listener else {
+            return Ok(());
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (exec_ready, control_ready) = {
+                let mut fds = [
+                    PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.control.as_fd(), PollFlags::POLLIN),
+                ];
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(JailError::Start(
+                        "the cell did not reach exec within 30s".into(),
+                    ));
+                }
+                let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+                match poll(&mut fds, PollTimeout::from(ms)) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(JailError::sys(Layer::Seccomp, "poll listener", e)),
+                }
+                let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+                (ready(&fds[0]), ready(&fds[1]))
+            };
+            if exec_ready {
+                return match crate::seccomp::allow_program_exec(listener)? {
+                    Ok(()) => Ok(()),
+                    Err(v) => Err(JailError::Start(format!(
+                        "the cell made a disallowed call before its program started: {}",
+                        v.name
+                    ))),
+                };
+            }
+            if control_ready {
+                return match self.recv() {
+                    Ok((FromHusk::Failed(msg), _)) => Err(JailError::Start(msg)),
+                    Ok((other, _)) => Err(JailError::Channel {
+                        peer: "husk",
+                        reason: format!("unexpected {other:?} before the program's exec"),
+                    }),
+                    Err(e) => Err(e),
+                };
+            }
+        }
+    }
+
     /// Close this process's handles on drop without killing the cell or removing its cgroup.
     pub(crate) fn disarm(mut self) {
         self.armed = false;
@@ -319,6 +381,7 @@ impl Husk {
         ];
         fds.extend(req.fd3.map(|f| f.as_raw_fd()));
         self.proc.send(&ToHusk::Start(spec), &fds)?;
+        self.proc.allow_program_exec()?;
         Ok(Cell::new(self.proc))
     }
 }

@@ -60,17 +60,21 @@ impl HuskPool {
         }
     }
 
-    /// A husk: a warm one if any, else a fresh one from the zygote.
+    /// A husk: a warm one if any, else a fresh one from the zygote. Husks that died while
+    /// waiting (their zygote was killed, say) are discarded, never handed out.
     pub fn take(&self) -> Result<Husk> {
-        let warm = {
-            let mut st = self.shared.state.lock().expect("pool lock");
-            let h = st.ready.pop_front();
-            self.shared.wake.notify_all();
-            h
-        };
-        match warm {
-            Some(h) => Ok(h),
-            None => self.shared.zygote.make_husk(),
+        loop {
+            let warm = {
+                let mut st = self.shared.state.lock().expect("pool lock");
+                let h = st.ready.pop_front();
+                self.shared.wake.notify_all();
+                h
+            };
+            match warm {
+                Some(h) if h.is_alive() => return Ok(h),
+                Some(dead) => drop(dead),
+                None => return self.shared.zygote.make_husk(),
+            }
         }
     }
 

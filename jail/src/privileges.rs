@@ -38,9 +38,9 @@ pub(crate) fn set_no_new_privs() -> Result<()> {
 /// Drop every capability of the calling process, permanently.
 pub(crate) fn drop_all_capabilities() -> Result<()> {
     // Bounding set: drop every capability the kernel knows (EINVAL past the last one).
-    for cap in 0..64 {
+    for cap in 0..64u32 {
         // SAFETY: PR_CAPBSET_DROP takes an integer capability number; no memory is passed.
-        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
         if rc < 0 {
             let errno = std::io::Error::last_os_error().raw_os_error();
             if errno == Some(libc::EINVAL) && cap > 30 {

@@ -97,6 +97,15 @@ impl RootPlan {
         for b in &profile.ro_binds {
             let src = std::fs::canonicalize(&b.host)
                 .map_err(|e| JailError::io(format!("bind source {}", b.host.display()), e))?;
+            if let Some(sock) = find_socket(&src)? {
+                return Err(JailError::Invalid {
+                    what: format!("bind {}", b.host.display()),
+                    reason: format!(
+                        "{} is a Unix socket: a cell could connect to it through a read-only bind, and this kernel's Landlock cannot stop that; bind a directory without sockets",
+                        sock.display()
+                    ),
+                });
+            }
             let file = !src.is_dir();
             entries.push(Entry::Bind {
                 src,
@@ -189,6 +198,42 @@ impl RootPlan {
         std::fs::remove_dir(OLD_ROOT).map_err(|e| JailError::io("remove /.oldroot", e))?;
         set_read_only(Path::new("/"), false, false)
     }
+}
+
+/// Most entries a bind source may have before it is refused as too large to check.
+const MAX_BIND_ENTRIES: usize = 100_000;
+
+/// The first Unix socket at or below `root` (symlinks are not followed: inside the cell they
+/// resolve within the cell). Refuses trees too large to check.
+fn find_socket(root: &Path) -> Result<Option<PathBuf>> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut stack = vec![root.to_path_buf()];
+    let mut seen = 0usize;
+    while let Some(p) = stack.pop() {
+        seen += 1;
+        if seen > MAX_BIND_ENTRIES {
+            return Err(JailError::Invalid {
+                what: format!("bind {}", root.display()),
+                reason: format!("more than {MAX_BIND_ENTRIES} entries to check for sockets"),
+            });
+        }
+        let meta = std::fs::symlink_metadata(&p)
+            .map_err(|e| JailError::io(format!("bind source {}", p.display()), e))?;
+        let ft = meta.file_type();
+        if ft.is_socket() {
+            return Ok(Some(p));
+        }
+        if ft.is_dir() {
+            let rd = std::fs::read_dir(&p)
+                .map_err(|e| JailError::io(format!("bind source {}", p.display()), e))?;
+            for entry in rd {
+                let entry =
+                    entry.map_err(|e| JailError::io(format!("bind source {}", p.display()), e))?;
+                stack.push(entry.path());
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The host path `p` as seen from inside the new root, before the old root is detached.
@@ -341,6 +386,23 @@ mod tests {
         assert_eq!(plan.lib_paths, vec![real]);
         assert_eq!(plan.bind_paths, vec![PathBuf::from("/data")]);
         assert!(!plan.has_tmp());
+    }
+
+    #[test]
+    fn binds_holding_a_unix_socket_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("sub")).unwrap();
+        let sock = t.path().join("sub/s.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let profile = Profile {
+            ro_binds: vec![Bind {
+                host: t.path().to_path_buf(),
+                cell: "/data".into(),
+            }],
+            ..Profile::default()
+        };
+        let e = RootPlan::resolve(&profile).unwrap_err().to_string();
+        assert!(e.contains("s.sock") && e.contains("Unix socket"), "{e}");
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //! * `eafnosupport`: `socket`/`socketpair` of any family but `AF_UNIX` fail with EAFNOSUPPORT.
 //!
 //! The filter's architecture check kills the process for any non-x86_64 ABI (i386 `int 0x80`);
-//! x32 syscall numbers match no allowlist entry. `execve` is never allowed; `execveat` only on
-//! [`PROGRAM_FD`], a descriptor number the guest can never hold again (its `RLIMIT_NOFILE` hard
-//! limit is below it), so after the program starts nothing else can be executed through it.
+//! x32 syscall numbers match no allowlist entry. `execve` and `execveat` are not on the
+//! allowlist either: the one exec that starts the program is let through by the supervisor,
+//! which answers that single notification with "continue" ([`allow_program_exec`]) after
+//! checking it executes [`PROGRAM_FD`]; any later exec is a violation that kills the cell.
 //!
 //! This module must never install a filter in a process that still has work to do for the
 //! supervisor: installing is the last step before exec.
@@ -174,6 +175,62 @@ pub fn receive_violation(listener: &OwnedFd) -> Result<Option<Violation>> {
         nr: notif.data.nr,
         name: syscall_name(notif.data.nr),
     }))
+}
+
+/// Answer the first notification of a cell that is about to start its program: it must be
+/// `execveat(PROGRAM_FD, "", .., .., AT_EMPTY_PATH)` from the cell's own start code (the
+/// program cannot run before this exec, so nothing else can be first). Anything else is
+/// returned as a violation for the caller to kill the cell.
+pub fn allow_program_exec(listener: &OwnedFd) -> Result<std::result::Result<(), Violation>> {
+    // SAFETY: seccomp_notif is plain old data; all-zero is the state the kernel requires.
+    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: the ioctl writes one `seccomp_notif` into the live, correctly sized struct.
+    let rc = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &mut notif as *mut libc::seccomp_notif,
+        )
+    };
+    if rc < 0 {
+        return Err(JailError::last_os(
+            Layer::Seccomp,
+            "ioctl(SECCOMP_IOCTL_NOTIF_RECV)",
+        ));
+    }
+    let nr = notif.data.nr;
+    // int arguments: the kernel looks at the low 32 bits only
+    let low = |a: u64| a & 0xffff_ffff;
+    let is_program_exec = i64::from(nr) == libc::SYS_execveat
+        && low(notif.data.args[0]) == u64::from(PROGRAM_FD.unsigned_abs())
+        && low(notif.data.args[4]) == u64::from(libc::AT_EMPTY_PATH.unsigned_abs());
+    if !is_program_exec {
+        return Ok(Err(Violation {
+            nr,
+            name: syscall_name(nr),
+        }));
+    }
+    let resp = libc::seccomp_notif_resp {
+        id: notif.id,
+        val: 0,
+        error: 0,
+        flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).expect("flag fits in u32"),
+    };
+    // SAFETY: the ioctl reads one `seccomp_notif_resp` from the live, correctly sized struct.
+    let rc = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &resp as *const libc::seccomp_notif_resp,
+        )
+    };
+    if rc < 0 {
+        return Err(JailError::last_os(
+            Layer::Seccomp,
+            "ioctl(SECCOMP_IOCTL_NOTIF_SEND)",
+        ));
+    }
+    Ok(Ok(()))
 }
 
 /// The name of an x86_64 syscall number (`ptrace`), or `syscall_N` when unknown.

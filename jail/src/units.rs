@@ -41,7 +41,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Format a byte size the way [`parse_size`] reads it, choosing the largest exact unit.
 pub fn format_size(bytes: u64) -> String {
     for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }
@@ -96,7 +96,7 @@ pub fn parse_cpus(text: &str) -> Result<f64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{text:?} is not a CPU count (expected e.g. 0.5 or 2)"))?;
-    if !v.is_finite() || v < 0.01 || v > 4096.0 {
+    if !v.is_finite() || !(0.01..=4096.0).contains(&v) {
         return Err(format!("{text:?}: CPU count must be between 0.01 and 4096"));
     }
     Ok(v)

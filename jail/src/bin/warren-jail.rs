@@ -209,7 +209,7 @@ fn run_cell(
             cell.kill(warren_jail::KillReason::Requested);
             let _ = cell.wait(None);
             drop(cell);
-            let name = nix::sys::signal::Signal::try_from(sig as i32)
+            let name = nix::sys::signal::Signal::try_from(i32::try_from(sig).unwrap_or(0))
                 .map(|s| s.as_str())
                 .unwrap_or("signal");
             eprintln!("warren-jail: interrupted by {name}: cell killed");

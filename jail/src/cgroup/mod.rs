@@ -170,6 +170,14 @@ impl CellCgroup {
         }
     }
 
+    /// The cell's directories (one per v1 hierarchy, one on v2).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        match self {
+            CellCgroup::V1(c) => c.dirs(),
+            CellCgroup::V2(c) => c.dirs(),
+        }
+    }
+
     /// Kill what is left and remove the cgroup directories. Waits (briefly) for killed
     /// processes to leave; an error names the directory that could not be removed.
     pub fn remove(&self) -> Result<()> {
