@@ -1,3 +1,263 @@
 //! `warren-client`: the Rust SDK for warrend's control socket, and the `warren` CLI built on it.
 //!
-//! Not built yet beyond its place in the workspace; it follows the daemon's control API.
+//! The daemon serves HTTP/1.1 with JSON bodies on a Unix socket (docs/api.md). [`Client`] opens
+//! one connection per request, so it is cheap to clone and needs no shutdown. Its methods are
+//! `async` and need a Tokio runtime.
+//!
+//! ```no_run
+//! # async fn demo() -> warren_client::Result<()> {
+//! use warren_client::{Client, DeployLimits, FetchRequest};
+//!
+//! let client = Client::from_env(); // WARREN_SOCKET, or /run/warren/warrend.sock
+//! let program = std::fs::read("target/release/examples/counter").unwrap();
+//! let limits = DeployLimits { memory: Some("64M".into()), ..DeployLimits::default() };
+//! let worker = client.deploy("counter", program, &limits).await?;
+//! println!("deployed {} version {}", worker.name, worker.version);
+//!
+//! let answer = client.fetch("counter", "alice", FetchRequest::post("/increment", "")).await?;
+//! println!("{} {}", answer.status, String::from_utf8_lossy(&answer.body));
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod error;
+pub mod limits;
+pub mod types;
+pub mod uri;
+
+mod transport;
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::{HeaderMap, Method, StatusCode};
+use serde::de::DeserializeOwned;
+
+pub use crate::error::{Error, ErrorBody, ErrorDetail, Result};
+pub use crate::limits::{DeployLimits, LimitError};
+pub use crate::types::{
+    DeletedObject, DeletedWorker, FetchRequest, FetchResponse, Health, Limits, ObjectInfo,
+    ObjectList, Worker, WorkerDetail, WorkerList, WorkerVersion, WARREN_ERROR_HEADER,
+};
+/// The `http` crate, whose types (`HeaderMap`, ...) appear in this API.
+pub use hyper::http;
+
+/// The control socket when neither `--socket` nor `WARREN_SOCKET` says otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/warren/warrend.sock";
+
+/// The environment variable naming the control socket.
+pub const SOCKET_ENV: &str = "WARREN_SOCKET";
+
+/// The largest program the daemon accepts (256 MiB).
+pub const MAX_PROGRAM: usize = 256 << 20;
+
+/// The largest request body a fetch may carry (16 MiB).
+pub const MAX_FETCH_BODY: usize = 16 << 20;
+
+/// Request headers that the client sets itself (or that make no sense end to end), refused in
+/// a [`FetchRequest`].
+const RESERVED_HEADERS: [&str; 6] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "proxy-connection",
+];
+
+/// The control socket to use: `WARREN_SOCKET` when set and not empty, else [`DEFAULT_SOCKET`].
+pub fn socket_from_env() -> PathBuf {
+    match std::env::var_os(SOCKET_ENV) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(DEFAULT_SOCKET),
+    }
+}
+
+/// A client of warrend's control API on a Unix socket.
+#[derive(Debug, Clone)]
+pub struct Client {
+    socket: PathBuf,
+}
+
+impl Client {
+    /// A client of the daemon listening on `socket`. Nothing is connected until a request.
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        Client {
+            socket: socket.into(),
+        }
+    }
+
+    /// A client of the socket named by `WARREN_SOCKET`, or [`DEFAULT_SOCKET`].
+    pub fn from_env() -> Self {
+        Self::new(socket_from_env())
+    }
+
+    /// The socket this client connects to.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// `GET /v1/health`.
+    pub async fn health(&self) -> Result<Health> {
+        self.get_json(&uri::health()).await
+    }
+
+    /// `PUT /v1/workers/{name}`: deploys `program` (an x86-64 ELF executable) as the next
+    /// version of worker `name`. Limits are checked locally for syntax, then sent as given.
+    pub async fn deploy(
+        &self,
+        name: &str,
+        program: impl Into<Bytes>,
+        limits: &DeployLimits,
+    ) -> Result<Worker> {
+        limits
+            .validate()
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let program = program.into();
+        if program.len() > MAX_PROGRAM {
+            return Err(Error::InvalidArgument(format!(
+                "the program is {} bytes; warrend accepts at most 256 MiB",
+                program.len()
+            )));
+        }
+        let mut target = uri::worker(name)?;
+        let query = limits.query();
+        if !query.is_empty() {
+            target.push('?');
+            target.push_str(&query);
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        let (status, _, body) = self.send(Method::PUT, &target, headers, program).await?;
+        json_answer(status, &body)
+    }
+
+    /// `GET /v1/workers`: all workers, sorted by name.
+    pub async fn workers(&self) -> Result<Vec<Worker>> {
+        let list: WorkerList = self.get_json(&uri::workers()).await?;
+        Ok(list.workers)
+    }
+
+    /// `GET /v1/workers/{name}`: the worker and all its versions.
+    pub async fn worker(&self, name: &str) -> Result<WorkerDetail> {
+        self.get_json(&uri::worker(name)?).await
+    }
+
+    /// `DELETE /v1/workers/{name}`: stops the worker's instances and deletes it, its versions
+    /// and all its objects' data.
+    pub async fn delete_worker(&self, name: &str) -> Result<DeletedWorker> {
+        self.delete_json(&uri::worker(name)?).await
+    }
+
+    /// `GET /v1/workers/{name}/objects`: the worker's objects, sorted by name.
+    pub async fn objects(&self, name: &str) -> Result<Vec<ObjectInfo>> {
+        let list: ObjectList = self.get_json(&uri::objects(name)?).await?;
+        Ok(list.objects)
+    }
+
+    /// `DELETE /v1/workers/{name}/objects/{object}`: stops the object's instance and deletes its
+    /// database.
+    pub async fn delete_object(&self, name: &str, object: &str) -> Result<DeletedObject> {
+        self.delete_json(&uri::object(name, object)?).await
+    }
+
+    /// Sends `request` to object `object` of worker `name`
+    /// (`/v1/workers/{name}/objects/{object}/fetch{path}`).
+    ///
+    /// Any status comes back as a [`FetchResponse`], the guest's as well as the daemon's own
+    /// errors (then [`FetchResponse::daemon_error`] is `Some`); `Err` means the exchange itself
+    /// failed or the request could not be built.
+    pub async fn fetch(
+        &self,
+        name: &str,
+        object: &str,
+        request: FetchRequest,
+    ) -> Result<FetchResponse> {
+        let method = Method::from_bytes(request.method.as_bytes()).map_err(|_| {
+            Error::InvalidArgument(format!("{:?} is not an HTTP method", request.method))
+        })?;
+        if request.body.len() > MAX_FETCH_BODY {
+            return Err(Error::InvalidArgument(format!(
+                "the request body is {} bytes; warrend accepts at most 16 MiB",
+                request.body.len()
+            )));
+        }
+        let target = uri::fetch(name, object, &request.path)?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &request.headers {
+            let header = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                Error::InvalidArgument(format!("{name:?} is not a valid header name"))
+            })?;
+            if RESERVED_HEADERS.contains(&header.as_str()) {
+                return Err(Error::InvalidArgument(format!(
+                    "the header {name:?} is set by the client and cannot be given"
+                )));
+            }
+            let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+                Error::InvalidArgument(format!("the value of header {name:?} is not valid"))
+            })?;
+            headers.append(header, value);
+        }
+        let (status, headers, body) = self.send(method, &target, headers, request.body).await?;
+        Ok(FetchResponse {
+            status: status.as_u16(),
+            headers,
+            body,
+        })
+    }
+
+    /// `GET` of an API path (e.g. `/v1/workers`, see [`uri`]): the body of a 2xx answer
+    /// verbatim; any other status is an error as for the typed methods.
+    pub async fn get_raw(&self, api_path: &str) -> Result<Bytes> {
+        let (status, _, body) = self
+            .send(Method::GET, api_path, HeaderMap::new(), Bytes::new())
+            .await?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(Error::from_response(status.as_u16(), &body))
+        }
+    }
+
+    /// One request to the daemon, any status: `(status, headers, body)`.
+    pub async fn send(
+        &self,
+        method: Method,
+        target: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<(StatusCode, HeaderMap, Bytes)> {
+        transport::exchange(&self.socket, method, target, headers, body).await
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, target: &str) -> Result<T> {
+        let (status, _, body) = self
+            .send(Method::GET, target, HeaderMap::new(), Bytes::new())
+            .await?;
+        json_answer(status, &body)
+    }
+
+    async fn delete_json<T: DeserializeOwned>(&self, target: &str) -> Result<T> {
+        let (status, _, body) = self
+            .send(Method::DELETE, target, HeaderMap::new(), Bytes::new())
+            .await?;
+        json_answer(status, &body)
+    }
+}
+
+/// The JSON document of a 2xx answer, or the error of any other.
+fn json_answer<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T> {
+    if !status.is_success() {
+        return Err(Error::from_response(status.as_u16(), body));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Error::Protocol(format!(
+            "HTTP {} with a body that is not the expected JSON ({e})",
+            status.as_u16()
+        ))
+    })
+}

@@ -214,49 +214,52 @@ impl ObjectDb {
 
     /// A guest savepoint operation (1 begin, 2 commit, 3 rollback).
     pub async fn tx(&mut self, op: u8) -> Result<(), SqlFailure> {
-        let sql = match op {
-            1 => {
-                self.savepoints += 1;
-                format!("SAVEPOINT warren_{}", self.savepoints)
-            }
-            2 | 3 if self.savepoints == 0 => {
-                return Err(SqlFailure::new(1, "no open transaction to end"));
-            }
-            2 => {
-                let s = format!("RELEASE warren_{}", self.savepoints);
-                self.savepoints -= 1;
-                s
-            }
-            3 => {
-                let s = format!(
-                    "ROLLBACK TO warren_{n}; RELEASE warren_{n}",
-                    n = self.savepoints
-                );
-                self.savepoints -= 1;
-                s
-            }
+        let n = self.savepoints;
+        let statements: Vec<String> = match op {
+            1 => vec![format!("SAVEPOINT warren_{}", n + 1)],
+            2 | 3 if n == 0 => return Err(SqlFailure::new(1, "no open transaction to end")),
+            2 => vec![format!("RELEASE warren_{n}")],
+            3 => vec![
+                format!("ROLLBACK TO warren_{n}"),
+                format!("RELEASE warren_{n}"),
+            ],
             other => return Err(SqlFailure::new(1, format!("unknown TX op {other}"))),
         };
-        sqlx::raw_sql(&sql)
-            .execute(&mut self.conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| self.failure(e))
+        for s in statements {
+            let r = sqlx::query(&s)
+                .persistent(false)
+                .execute(&mut self.conn)
+                .await;
+            if let Err(e) = r {
+                return Err(classify(e, &mut self.poisoned));
+            }
+        }
+        self.savepoints = if op == 1 { n + 1 } else { n - 1 };
+        Ok(())
     }
 
     /// Run one guest statement with its parameters.
-    pub async fn run(&mut self, statement: &str, params: &[Value]) -> Result<SqlOutput, SqlFailure> {
+    pub async fn run(
+        &mut self,
+        statement: &str,
+        params: &[Value],
+    ) -> Result<SqlOutput, SqlFailure> {
         self.check_statement(statement).await?;
         let at = self.deadline.base.elapsed() + STATEMENT_TIME;
-        self.deadline
-            .at
-            .store(u64::try_from(at.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.deadline.at.store(
+            u64::try_from(at.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         let result = self.execute(statement, params).await;
         self.deadline.at.store(0, Ordering::Relaxed);
         result
     }
 
-    async fn execute(&mut self, statement: &str, params: &[Value]) -> Result<SqlOutput, SqlFailure> {
+    async fn execute(
+        &mut self,
+        statement: &str,
+        params: &[Value],
+    ) -> Result<SqlOutput, SqlFailure> {
         let mut q = sqlx::query(statement).persistent(false);
         for p in params {
             q = match p {
@@ -271,7 +274,13 @@ impl ObjectDb {
         let mut bytes = 0usize;
         let mut poisoned = false;
         let result = {
-            let mut stream = self.conn.fetch_many(q);
+            let mut stream: futures_util::stream::BoxStream<
+                '_,
+                Result<
+                    Either<sqlx::sqlite::SqliteQueryResult, sqlx::sqlite::SqliteRow>,
+                    sqlx::Error,
+                >,
+            > = (&mut self.conn).fetch_many(q);
             loop {
                 match stream.try_next().await {
                     Ok(None) => break Ok(()),
@@ -281,7 +290,8 @@ impl ObjectDb {
                     }
                     Ok(Some(Either::Right(row))) => {
                         if out.columns.is_empty() {
-                            out.columns = row.columns().iter().map(|c| c.name().to_string()).collect();
+                            out.columns =
+                                row.columns().iter().map(|c| c.name().to_string()).collect();
                         }
                         let mut values = Vec::with_capacity(row.len());
                         for i in 0..row.len() {
@@ -314,7 +324,8 @@ impl ObjectDb {
     /// Prepare the statement once under the authorizer: refuses what guests may not do and
     /// more than one statement per call.
     async fn check_statement(&mut self, statement: &str) -> Result<(), SqlFailure> {
-        let c = CString::new(statement).map_err(|_| SqlFailure::new(1, "statement contains NUL"))?;
+        let c =
+            CString::new(statement).map_err(|_| SqlFailure::new(1, "statement contains NUL"))?;
         let mut h = self
             .conn
             .lock_handle()
@@ -326,14 +337,12 @@ impl ObjectDb {
         // SAFETY: we hold the handle's lock; the authorizer is a plain function with no user
         // data, and it is removed again before the lock is released.
         let rc = unsafe {
-            libsqlite3_sys::sqlite3_set_authorizer(db, Some(guest_authorizer), std::ptr::null_mut());
-            let rc = libsqlite3_sys::sqlite3_prepare_v2(
+            libsqlite3_sys::sqlite3_set_authorizer(
                 db,
-                c.as_ptr(),
-                -1,
-                &mut stmt,
-                &mut tail,
+                Some(guest_authorizer),
+                std::ptr::null_mut(),
             );
+            let rc = libsqlite3_sys::sqlite3_prepare_v2(db, c.as_ptr(), -1, &mut stmt, &mut tail);
             libsqlite3_sys::sqlite3_set_authorizer(db, None, std::ptr::null_mut());
             rc
         };
@@ -379,10 +388,6 @@ impl ObjectDb {
         }
         Ok(())
     }
-
-    fn failure(&mut self, e: sqlx::Error) -> SqlFailure {
-        classify(e, &mut self.poisoned)
-    }
 }
 
 /// Whether `s` holds only whitespace, `;` and comments.
@@ -409,7 +414,10 @@ fn classify(e: sqlx::Error, poisoned: &mut bool) -> SqlFailure {
             23 => SqlFailure::new(3, format!("not allowed: {message}")),
             9 => SqlFailure::new(
                 4,
-                format!("interrupted: statement ran longer than {}s", STATEMENT_TIME.as_secs()),
+                format!(
+                    "interrupted: statement ran longer than {}s",
+                    STATEMENT_TIME.as_secs()
+                ),
             ),
             13 => {
                 *poisoned = true;
@@ -466,7 +474,11 @@ extern "C" fn guest_authorizer(
             None
         } else {
             // SAFETY: SQLite passes NUL-terminated strings valid for the callback's duration.
-            Some(unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().to_lowercase())
+            Some(
+                unsafe { std::ffi::CStr::from_ptr(p) }
+                    .to_string_lossy()
+                    .to_lowercase(),
+            )
         }
     };
     match action {
@@ -510,7 +522,9 @@ mod tests {
 
     async fn db() -> (tempfile::TempDir, ObjectDb) {
         let t = tempfile::tempdir().unwrap();
-        let db = ObjectDb::open(&t.path().join("o.db"), 1 << 20).await.unwrap();
+        let db = ObjectDb::open(&t.path().join("o.db"), 1 << 20)
+            .await
+            .unwrap();
         (t, db)
     }
 
@@ -518,21 +532,37 @@ mod tests {
     async fn runs_statements_with_typed_values() {
         let (_t, mut db) = db().await;
         db.begin().await.unwrap();
-        db.run("CREATE TABLE t (a INTEGER, b REAL, c TEXT, d BLOB)", &[]).await.unwrap();
+        db.run("CREATE TABLE t (a INTEGER, b REAL, c TEXT, d BLOB)", &[])
+            .await
+            .unwrap();
         let r = db
             .run(
                 "INSERT INTO t VALUES (?, ?, ?, ?)",
-                &[Value::Integer(1), Value::Real(2.5), Value::Text("x".into()), Value::Blob(vec![0, 1])],
+                &[
+                    Value::Integer(1),
+                    Value::Real(2.5),
+                    Value::Text("x".into()),
+                    Value::Blob(vec![0, 1]),
+                ],
             )
             .await
             .unwrap();
         assert_eq!(r.rows_changed, 1);
         assert_eq!(r.last_insert_id, 1);
-        let r = db.run("SELECT a, b, c, d, NULL AS e FROM t", &[]).await.unwrap();
+        let r = db
+            .run("SELECT a, b, c, d, NULL AS e FROM t", &[])
+            .await
+            .unwrap();
         assert_eq!(r.columns, ["a", "b", "c", "d", "e"]);
         assert_eq!(
             r.rows,
-            vec![vec![Value::Integer(1), Value::Real(2.5), Value::Text("x".into()), Value::Blob(vec![0, 1]), Value::Null]]
+            vec![vec![
+                Value::Integer(1),
+                Value::Real(2.5),
+                Value::Text("x".into()),
+                Value::Blob(vec![0, 1]),
+                Value::Null
+            ]]
         );
         db.commit().await.unwrap();
     }
@@ -561,7 +591,9 @@ mod tests {
             assert_eq!(e.code, code, "{sql}: {e:?}");
         }
         assert!(!other.exists(), "no other file was created");
-        db.run("PRAGMA table_info('sqlite_master')", &[]).await.unwrap();
+        db.run("PRAGMA table_info('sqlite_master')", &[])
+            .await
+            .unwrap();
         db.run("PRAGMA user_version", &[]).await.unwrap();
         db.rollback().await.unwrap();
     }

@@ -189,9 +189,12 @@ impl Config {
             c.max_instances = v;
         }
         if let Some(v) = raw.ingress {
-            let addr: SocketAddr = v
-                .parse()
-                .map_err(|_| key("ingress", format!("{v:?} is not an address like 127.0.0.1:8080")))?;
+            let addr: SocketAddr = v.parse().map_err(|_| {
+                key(
+                    "ingress",
+                    format!("{v:?} is not an address like 127.0.0.1:8080"),
+                )
+            })?;
             c.ingress = Some(addr);
         }
         if let Some(v) = raw.max_request_body {
@@ -206,7 +209,8 @@ impl Config {
             d.pids = v;
         }
         if let Some(v) = r.cpu {
-            d.cpu = warren_jail::units::parse_cpus(&v.to_string()).map_err(|e| key("defaults.cpu", e))?;
+            d.cpu = warren_jail::units::parse_cpus(&v.to_string())
+                .map_err(|e| key("defaults.cpu", e))?;
         }
         if let Some(v) = r.storage {
             d.storage = parse_size(&v).map_err(|e| key("defaults.storage", e))?;
@@ -242,9 +246,17 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        assert!(Config::from_toml("idle_timeout = \"5\"").unwrap_err().contains("idle_timeout"));
-        assert!(Config::from_toml("[defaults]\nmemory = \"12Q\"").unwrap_err().contains("defaults.memory"));
-        assert!(Config::from_toml("bogus = 1").unwrap_err().contains("bogus"));
-        assert!(Config::from_toml("ingress = \"nope\"").unwrap_err().contains("ingress"));
+        assert!(Config::from_toml("idle_timeout = \"5\"")
+            .unwrap_err()
+            .contains("idle_timeout"));
+        assert!(Config::from_toml("[defaults]\nmemory = \"12Q\"")
+            .unwrap_err()
+            .contains("defaults.memory"));
+        assert!(Config::from_toml("bogus = 1")
+            .unwrap_err()
+            .contains("bogus"));
+        assert!(Config::from_toml("ingress = \"nope\"")
+            .unwrap_err()
+            .contains("ingress"));
     }
 }

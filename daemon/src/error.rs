@@ -59,7 +59,12 @@ impl ApiError {
     }
     /// 415 not_elf
     pub fn not_elf(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, Kind::Client, "not_elf", m)
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Kind::Client,
+            "not_elf",
+            m,
+        )
     }
     /// 403 forbidden
     pub fn forbidden(m: impl Into<String>) -> Self {
@@ -71,11 +76,20 @@ impl ApiError {
     }
     /// 405 method_not_allowed
     pub fn method_not_allowed(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, Kind::Client, "method_not_allowed", m)
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Kind::Client,
+            "method_not_allowed",
+            m,
+        )
     }
     /// 413 too_large
     pub fn too_large(m: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, Kind::Client, "too_large", m)
+    }
+    /// 409 too_many_objects
+    pub fn too_many_objects(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, Kind::Client, "too_many_objects", m)
     }
     /// 502 guest_crashed
     pub fn guest_crashed(m: impl Into<String>) -> Self {
@@ -95,11 +109,21 @@ impl ApiError {
     }
     /// 503 unavailable
     pub fn unavailable(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, Kind::Server, "unavailable", m)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Server,
+            "unavailable",
+            m,
+        )
     }
     /// 500 internal
     pub fn internal(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, Kind::Server, "internal", m)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::Server,
+            "internal",
+            m,
+        )
     }
 
     /// The JSON body.

@@ -97,13 +97,19 @@ impl<'a> Cursor<'a> {
         Ok(self.take(1, w)?[0])
     }
     fn u16(&mut self, w: &str) -> Result<u16, FrameError> {
-        Ok(u16::from_le_bytes(self.take(2, w)?.try_into().expect("2 bytes")))
+        Ok(u16::from_le_bytes(
+            self.take(2, w)?.try_into().expect("2 bytes"),
+        ))
     }
     fn u32(&mut self, w: &str) -> Result<u32, FrameError> {
-        Ok(u32::from_le_bytes(self.take(4, w)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4, w)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self, w: &str) -> Result<u64, FrameError> {
-        Ok(u64::from_le_bytes(self.take(8, w)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8, w)?.try_into().expect("8 bytes"),
+        ))
     }
     fn bytes(&mut self, w: &str) -> Result<Vec<u8>, FrameError> {
         let n = self.u32(w)? as usize;
@@ -117,7 +123,9 @@ impl<'a> Cursor<'a> {
         let n = self.u32(w)? as usize;
         // every item takes at least `min_item` bytes: refuse counts the frame cannot hold
         if n.saturating_mul(min_item) > self.b.len() {
-            return Err(FrameError::Malformed(format!("{w} count {n} exceeds the frame")));
+            return Err(FrameError::Malformed(format!(
+                "{w} count {n} exceeds the frame"
+            )));
         }
         Ok(n)
     }
@@ -145,7 +153,10 @@ impl<'a> Cursor<'a> {
         if self.b.is_empty() {
             Ok(())
         } else {
-            Err(FrameError::Malformed(format!("{} trailing bytes", self.b.len())))
+            Err(FrameError::Malformed(format!(
+                "{} trailing bytes",
+                self.b.len()
+            )))
         }
     }
 }
@@ -180,7 +191,11 @@ pub fn decode(frame: &[u8]) -> Result<GuestFrame, FrameError> {
             op: c.u8("op")?,
         },
         0x7f => GuestFrame::Error(c.str("message")?),
-        t => return Err(FrameError::Malformed(format!("unknown frame type 0x{t:02x}"))),
+        t => {
+            return Err(FrameError::Malformed(format!(
+                "unknown frame type 0x{t:02x}"
+            )))
+        }
     };
     c.end()?;
     Ok(f)
@@ -400,18 +415,33 @@ mod tests {
     #[tokio::test]
     async fn read_refuses_oversized_and_empty_frames() {
         let mut big: &[u8] = &(MAX_FRAME + 1).to_le_bytes();
-        assert!(matches!(read(&mut big, MAX_FRAME).await, Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            read(&mut big, MAX_FRAME).await,
+            Err(FrameError::Malformed(_))
+        ));
         let mut zero: &[u8] = &0u32.to_le_bytes();
-        assert!(matches!(read(&mut zero, MAX_FRAME).await, Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            read(&mut zero, MAX_FRAME).await,
+            Err(FrameError::Malformed(_))
+        ));
         let mut eof: &[u8] = &[];
-        assert!(matches!(read(&mut eof, MAX_FRAME).await, Err(FrameError::Eof)));
+        assert!(matches!(
+            read(&mut eof, MAX_FRAME).await,
+            Err(FrameError::Eof)
+        ));
     }
 
     #[test]
     fn outgoing_lengths_are_right() {
         let f = Out::hello(MAX_FRAME);
-        assert_eq!(u32::from_le_bytes(f[..4].try_into().unwrap()) as usize, f.len() - 4);
+        assert_eq!(
+            u32::from_le_bytes(f[..4].try_into().unwrap()) as usize,
+            f.len() - 4
+        );
         let r = Out::sql_result(&["a".into()], &[vec![Value::Integer(1)]], 0, 0);
-        assert_eq!(u32::from_le_bytes(r[..4].try_into().unwrap()) as usize, r.len() - 4);
+        assert_eq!(
+            u32::from_le_bytes(r[..4].try_into().unwrap()) as usize,
+            r.len() - 4
+        );
     }
 }

@@ -7,8 +7,20 @@
 //! versions and objects in the daemon's own database; [`config`], [`names`] and [`error`]
 //! serve them all.
 
+pub mod api;
 pub mod broker;
 pub mod config;
 pub mod error;
 pub mod frame;
+pub mod instance;
 pub mod names;
+pub mod objects;
+pub mod registry;
+
+/// Box a future as `Send` at a concrete lifetime. Works around rustc's "Send is not general
+/// enough" limitation with sqlx futures inside spawned tasks.
+pub fn sendable<'a, T>(
+    f: impl std::future::Future<Output = T> + Send + 'a,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>> {
+    Box::pin(f)
+}

@@ -62,7 +62,17 @@ mod tests {
         for ok in ["counter", "a", "todo-app_2", "9lives"] {
             check_worker(ok).unwrap();
         }
-        for bad in ["", "-x", "_x", "Counter", "a/b", "..", "a b", &"x".repeat(64), "é"] {
+        for bad in [
+            "",
+            "-x",
+            "_x",
+            "Counter",
+            "a/b",
+            "..",
+            "a b",
+            &"x".repeat(64),
+            "é",
+        ] {
             assert!(check_worker(bad).is_err(), "{bad:?}");
         }
     }

@@ -92,6 +92,20 @@ impl Outcome {
     }
 }
 
+/// Kills a cell from any thread: SIGKILL to the cell's init through its pidfd, which ends
+/// the cell's pid namespace and with it every process of the cell.
+#[derive(Debug)]
+pub struct KillHandle {
+    pidfd: OwnedFd,
+}
+
+impl KillHandle {
+    /// Kill the cell now (a cell that already ended is not an error).
+    pub fn kill(&self) {
+        let _ = pidfd_kill(&self.pidfd);
+    }
+}
+
 /// A program running in its cell.
 #[derive(Debug)]
 pub struct Cell {
@@ -129,6 +143,17 @@ impl Cell {
         if let Some(c) = &self.proc.cgroup {
             let _ = c.kill();
         }
+    }
+
+    /// A handle that kills this cell from another thread (the cell itself may be waited on
+    /// elsewhere).
+    pub fn kill_handle(&self) -> Result<KillHandle> {
+        let pidfd = self
+            .proc
+            .pidfd
+            .try_clone()
+            .map_err(|e| JailError::io("duplicate cell pidfd", e))?;
+        Ok(KillHandle { pidfd })
     }
 
     /// The cell's cgroup (none when the cgroup layer is off).

@@ -33,7 +33,7 @@ pub mod units;
 mod wire;
 pub mod zygote;
 
-pub use cell::{Cell, KillReason, Outcome, Termination};
+pub use cell::{Cell, KillHandle, KillReason, Outcome, Termination};
 pub use error::{JailError, Layer, Result};
 pub use jail::{Husk, Jail, StartRequest, CGROUP_GROUP};
 pub use profile::{Bind, Layers, Limits, Profile, Rlimits};

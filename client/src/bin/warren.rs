@@ -1,0 +1,952 @@
+//! `warren`: the command-line client of warrend's control socket.
+//!
+//! ```text
+//! warren [--socket PATH] deploy NAME FILE [--memory SIZE] [--pids N] [--cpu CPUS] [--storage SIZE]
+//!                                         [--max-objects N] [--timeout DURATION]
+//! warren [--socket PATH] fetch NAME OBJECT [PATH] [-X METHOD] [-d DATA|@FILE] [-H 'K: V']...
+//! warren [--socket PATH] ls [--json]
+//! warren [--socket PATH] rm NAME [OBJECT]
+//! warren [--socket PATH] objects NAME [--json]
+//! ```
+//!
+//! Every error is one line on stderr starting `warren: `, and exit code 1; usage errors exit 2.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context as _};
+use clap::{Parser, Subcommand};
+use warren_client::{
+    error::io_message, Client, DeployLimits, Error, FetchRequest, ObjectInfo, ObjectList, Worker,
+    WorkerList, MAX_FETCH_BODY, MAX_PROGRAM,
+};
+
+/// Command-line client of warrend, the Warren supervisor.
+#[derive(Debug, Parser)]
+#[command(name = "warren", version, max_term_width = 100)]
+struct Cli {
+    /// warrend's control socket [env: WARREN_SOCKET] [default: /run/warren/warrend.sock]
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Deploy FILE (an x86-64 ELF executable) as the next version of worker NAME.
+    Deploy {
+        /// Worker name: 1-63 of a-z 0-9 - _, starting with a letter or digit.
+        name: String,
+        /// The program to deploy.
+        file: PathBuf,
+        /// Memory per instance, e.g. 64M.
+        #[arg(long, value_name = "SIZE")]
+        memory: Option<String>,
+        /// Processes/threads per instance, e.g. 32.
+        #[arg(long, value_name = "N")]
+        pids: Option<String>,
+        /// CPUs per instance, e.g. 0.5.
+        #[arg(long, value_name = "CPUS")]
+        cpu: Option<String>,
+        /// Database size per object, e.g. 100M.
+        #[arg(long, value_name = "SIZE")]
+        storage: Option<String>,
+        /// Objects the worker may have, e.g. 1000.
+        #[arg(long, value_name = "N")]
+        max_objects: Option<String>,
+        /// Time one request may take, e.g. 5s or 500ms.
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+    },
+    /// Send a request to object OBJECT of worker NAME and print the response body.
+    ///
+    /// Exits 0 when the status is below 400, 1 otherwise.
+    Fetch {
+        /// Worker name.
+        name: String,
+        /// Object name (any text; created on its first request).
+        object: String,
+        /// Path and query the object sees.
+        #[arg(default_value = "/")]
+        path: String,
+        /// Request method [default: GET, or POST with -d].
+        #[arg(short = 'X', long = "request", value_name = "METHOD")]
+        method: Option<String>,
+        /// Request body: the text DATA, the contents of FILE with @FILE, or stdin with @-.
+        #[arg(
+            short = 'd',
+            long = "data",
+            value_name = "DATA|@FILE",
+            allow_hyphen_values = true
+        )]
+        data: Option<OsString>,
+        /// Request header, e.g. -H 'Content-Type: application/json' (repeatable).
+        #[arg(short = 'H', long = "header", value_name = "K: V")]
+        headers: Vec<String>,
+    },
+    /// List the workers.
+    Ls {
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete worker NAME with all its objects' data, or only its object OBJECT.
+    Rm {
+        /// Worker name.
+        name: String,
+        /// Object name.
+        object: Option<String>,
+    },
+    /// List the objects of worker NAME.
+    Objects {
+        /// Worker name.
+        name: String,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A wrong command line that clap cannot see (a bad flag value): exit code 2.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A usage error as an `anyhow::Error`.
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(message.into()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let socket = cli
+        .socket
+        .clone()
+        .filter(|s| !s.as_os_str().is_empty())
+        .unwrap_or_else(warren_client::socket_from_env);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("warren: cannot start the async runtime: {}", io_message(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(Client::new(socket), cli.command)) {
+        Ok(code) => code,
+        Err(err) => {
+            let exit = if err.downcast_ref::<UsageError>().is_some() {
+                2
+            } else {
+                1
+            };
+            eprintln!("warren: {}", one_line(&describe(&err)));
+            ExitCode::from(exit)
+        }
+    }
+}
+
+/// The message of an error chain: a client [`Error`] is described on its own terms (connect
+/// errors with the CLI's hint); contexts are joined with `: `.
+fn describe(err: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in err.chain() {
+        if let Some(Error::Connect { socket, source }) = cause.downcast_ref::<Error>() {
+            // Which command it was does not matter: the socket is the problem.
+            return connect_message(socket, source);
+        }
+        parts.push(cause.to_string());
+        if cause.downcast_ref::<Error>().is_some() {
+            break; // its Display already includes its sources
+        }
+    }
+    parts.join(": ")
+}
+
+/// `cannot connect to SOCKET: REASON (HINT)`, with hints for the CLI's flags.
+fn connect_message(socket: &Path, source: &io::Error) -> String {
+    let hint = match source.kind() {
+        io::ErrorKind::PermissionDenied => {
+            "warrend serves root, its own user and its group (default `warren`); run as one of them"
+        }
+        _ => "is warrend running? set --socket or WARREN_SOCKET",
+    };
+    format!(
+        "cannot connect to {}: {} ({hint})",
+        socket.display(),
+        io_message(source)
+    )
+}
+
+/// Squeezes a message onto one line.
+fn one_line(message: &str) -> String {
+    message
+        .split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn run(client: Client, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Deploy {
+            name,
+            file,
+            memory,
+            pids,
+            cpu,
+            storage,
+            max_objects,
+            timeout,
+        } => {
+            let limits = DeployLimits {
+                memory,
+                pids,
+                cpu,
+                storage,
+                max_objects,
+                timeout,
+            };
+            check_limits(&limits)?;
+            let program = read_program(&file)?;
+            let worker = client
+                .deploy(&name, program, &limits)
+                .await
+                .map_err(|e| api_error(e, &format!("cannot deploy {name}"), None))?;
+            println!("{}", deployed_line(&worker));
+        }
+        Command::Fetch {
+            name,
+            object,
+            path,
+            method,
+            data,
+            headers,
+        } => {
+            let request = build_fetch(method, data.as_deref(), &headers, path)?;
+            return fetch(&client, &name, &object, request).await;
+        }
+        Command::Ls { json } => {
+            let body = client
+                .get_raw(&warren_client::uri::workers())
+                .await
+                .map_err(|e| api_error(e, "cannot list the workers", None))?;
+            let list: WorkerList = parse_answer(&body)?;
+            if json {
+                print_json(&body)?;
+            } else {
+                print_out(&workers_table(&list.workers))?;
+            }
+        }
+        Command::Objects { name, json } => {
+            let path = warren_client::uri::objects(&name).map_err(|e| usage(e.to_string()))?;
+            let body = client.get_raw(&path).await.map_err(|e| {
+                api_error(
+                    e,
+                    &format!("cannot list the objects of {name}"),
+                    Some("run `warren ls` to see the workers"),
+                )
+            })?;
+            let list: ObjectList = parse_answer(&body)?;
+            if json {
+                print_json(&body)?;
+            } else {
+                print_out(&objects_table(&list.objects))?;
+            }
+        }
+        Command::Rm { name, object: None } => {
+            let deleted = client.delete_worker(&name).await.map_err(|e| {
+                api_error(
+                    e,
+                    &format!("cannot delete worker {name}"),
+                    Some("run `warren ls` to see the workers"),
+                )
+            })?;
+            let s = if deleted.objects == 1 { "" } else { "s" };
+            println!(
+                "deleted worker {} and its {} object{s}",
+                deleted.deleted, deleted.objects
+            );
+        }
+        Command::Rm {
+            name,
+            object: Some(object),
+        } => {
+            let hint = format!("run `warren objects {name}` to see its objects");
+            let deleted = client.delete_object(&name, &object).await.map_err(|e| {
+                api_error(
+                    e,
+                    &format!("cannot delete object {object:?} of {name}"),
+                    Some(&hint),
+                )
+            })?;
+            println!("deleted object {:?} of {name}", deleted.deleted);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks the deploy limits' syntax, naming the flag of a bad one.
+fn check_limits(limits: &DeployLimits) -> anyhow::Result<()> {
+    limits.validate().map_err(|e| {
+        usage(format!(
+            "invalid --{} {}",
+            e.param.replace('_', "-"),
+            e.message
+        ))
+    })
+}
+
+/// Reads the program to deploy, refusing what the daemon would refuse anyway.
+fn read_program(file: &Path) -> anyhow::Result<Vec<u8>> {
+    let program = std::fs::read(file).map_err(|e| {
+        anyhow!(
+            "cannot read the program {}: {} (check the FILE argument)",
+            file.display(),
+            io_message(&e)
+        )
+    })?;
+    if program.len() > MAX_PROGRAM {
+        return Err(anyhow!(
+            "{} is {} bytes; warrend accepts programs of at most 256 MiB",
+            file.display(),
+            program.len()
+        ));
+    }
+    if !program.starts_with(b"\x7fELF") {
+        return Err(anyhow!(
+            "{} is not an ELF executable (deploy a compiled x86-64 Linux program)",
+            file.display()
+        ));
+    }
+    Ok(program)
+}
+
+/// `deployed counter version 2 (793K, sha256 9f2c...): memory=64M pids=32 ...`
+fn deployed_line(w: &Worker) -> String {
+    let l = &w.limits;
+    format!(
+        "deployed {} version {} ({}, sha256 {}): memory={} pids={} cpu={} storage={} max_objects={} timeout={}",
+        w.name,
+        w.version,
+        human_bytes(w.size),
+        short_sha(&w.sha256),
+        human_bytes(l.memory),
+        l.pids,
+        l.cpu,
+        human_bytes(l.storage),
+        l.max_objects,
+        human_millis(l.timeout_ms)
+    )
+}
+
+/// The fetch request of the command line.
+fn build_fetch(
+    method: Option<String>,
+    data: Option<&OsStr>,
+    headers: &[String],
+    path: String,
+) -> anyhow::Result<FetchRequest> {
+    let body = match data {
+        Some(data) => Some(read_data(data)?),
+        None => None,
+    };
+    let method = match method {
+        Some(m) => {
+            if m.is_empty() || !m.bytes().all(is_token_byte) {
+                return Err(usage(format!(
+                    "invalid -X {m:?}: not an HTTP method (e.g. GET, POST, PUT, DELETE)"
+                )));
+            }
+            m
+        }
+        None if body.is_some() => "POST".into(),
+        None => "GET".into(),
+    };
+    let mut request = FetchRequest::new(method, path);
+    for header in headers {
+        let (name, value) = parse_header(header)?;
+        request = request.header(name, value);
+    }
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    Ok(request)
+}
+
+/// The body of `-d`: the text itself, `@FILE` the file's bytes, `@-` stdin.
+fn read_data(data: &OsStr) -> anyhow::Result<Vec<u8>> {
+    let bytes = data.as_bytes();
+    let Some(file) = bytes.strip_prefix(b"@") else {
+        return Ok(bytes.to_vec());
+    };
+    let body = if file == b"-" {
+        let mut body = Vec::new();
+        io::stdin()
+            .lock()
+            .read_to_end(&mut body)
+            .map_err(|e| anyhow!("cannot read the -d body from stdin: {}", io_message(&e)))?;
+        body
+    } else if file.is_empty() {
+        return Err(usage("invalid -d @: name a file after @ (or @- for stdin)"));
+    } else {
+        let path = PathBuf::from(OsString::from_vec(file.to_vec()));
+        std::fs::read(&path).map_err(|e| {
+            anyhow!(
+                "cannot read the -d body from {}: {} (check the path after @)",
+                path.display(),
+                io_message(&e)
+            )
+        })?
+    };
+    if body.len() > MAX_FETCH_BODY {
+        return Err(anyhow!(
+            "the -d body is {} bytes; warrend accepts request bodies of at most 16 MiB",
+            body.len()
+        ));
+    }
+    Ok(body)
+}
+
+/// `-H 'Name: value'` → `(Name, value)`.
+fn parse_header(header: &str) -> anyhow::Result<(String, String)> {
+    let Some((name, value)) = header.split_once(':') else {
+        return Err(usage(format!(
+            "invalid -H {header:?}: expected 'Name: value'"
+        )));
+    };
+    let name = name.trim();
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
+        return Err(usage(format!(
+            "invalid -H {header:?}: {name:?} is not a header name"
+        )));
+    }
+    let value = value.trim();
+    if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+        return Err(usage(format!(
+            "invalid -H {header:?}: the value has control characters"
+        )));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// RFC 9110 `tchar`: what a method or header name is made of.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Runs a fetch: the body goes to stdout, a status >= 400 to stderr with exit code 1.
+async fn fetch(
+    client: &Client,
+    name: &str,
+    object: &str,
+    request: FetchRequest,
+) -> anyhow::Result<ExitCode> {
+    let response = client
+        .fetch(name, object, request)
+        .await
+        .map_err(|e| match e {
+            Error::InvalidArgument(m) => usage(m),
+            e => anyhow::Error::new(e).context(format!("cannot fetch from {name}/{object}")),
+        })?;
+    let status = response.status;
+    let reason = hyper::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default();
+    match response.daemon_error() {
+        Some(err @ Error::Api { .. }) => {
+            let hint = hint_for(&err, Some("run `warren ls` to see the workers"));
+            eprintln!("warren: HTTP {status}{reason}: {err}{hint}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Some(_) => {
+            // The daemon flagged an error but its body is not readable: show it as it is.
+            write_out(&response.body)?;
+            eprintln!(
+                "warren: HTTP {status}{reason} from warrend (x-warren-error: {})",
+                response.warren_error_code().unwrap_or_default()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        None => write_out(&response.body)?,
+    }
+    if status >= 400 {
+        eprintln!("warren: HTTP {status}{reason} (answered by worker {name})");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Wraps a client error in `context`, adding what to do next for daemon errors.
+fn api_error(err: Error, context: &str, not_found_hint: Option<&str>) -> anyhow::Error {
+    match err {
+        Error::InvalidArgument(m) => usage(m),
+        Error::Connect { .. } => anyhow::Error::new(err),
+        err => {
+            let hint = hint_for(&err, not_found_hint);
+            anyhow!("{context}: {err}{hint}")
+        }
+    }
+}
+
+/// `; <what to do next>` for a daemon error code, or nothing.
+fn hint_for(err: &Error, not_found_hint: Option<&str>) -> String {
+    let hint = match err.code() {
+        Some("not_found") => not_found_hint,
+        Some("forbidden") => {
+            Some("run as root, as warrend's user or as a member of its group (default `warren`)")
+        }
+        Some("guest_crashed" | "guest_timeout" | "guest_protocol" | "guest_killed") => {
+            Some("the worker program failed; check its logs and limits")
+        }
+        Some("unavailable") => Some("warrend is out of capacity; retry later"),
+        Some("internal") => Some("this is a warrend bug; see its logs"),
+        _ => None,
+    };
+    hint.map(|h| format!("; {h}")).unwrap_or_default()
+}
+
+/// Parses a list answer, to print it only when it is what the API promises.
+fn parse_answer<T: serde::de::DeserializeOwned>(body: &[u8]) -> anyhow::Result<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        anyhow!("unexpected answer from warrend: not the expected JSON ({e}); is the client older than the daemon?")
+    })
+}
+
+/// Prints the API's JSON verbatim, with a final newline.
+fn print_json(body: &[u8]) -> anyhow::Result<()> {
+    let mut out = body.to_vec();
+    if !out.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    write_out(&out)
+}
+
+fn print_out(text: &str) -> anyhow::Result<()> {
+    write_out(text.as_bytes())
+}
+
+/// Writes raw bytes to stdout. A closed pipe (`| head`) is not an error.
+fn write_out(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e).context("cannot write to stdout"),
+    }
+}
+
+/// The `ls` table.
+fn workers_table(workers: &[Worker]) -> String {
+    let mut rows = vec![[
+        "NAME", "VERSION", "OBJECTS", "ACTIVE", "SIZE", "MEMORY", "CPU", "TIMEOUT", "CREATED",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for w in workers {
+        let count = |n: Option<u64>| n.map_or_else(|| "-".into(), |n| n.to_string());
+        rows.push(vec![
+            w.name.clone(),
+            w.version.to_string(),
+            count(w.objects),
+            count(w.active_instances),
+            human_bytes(w.size),
+            human_bytes(w.limits.memory),
+            w.limits.cpu.to_string(),
+            human_millis(w.limits.timeout_ms),
+            w.created_at.clone(),
+        ]);
+    }
+    table(&rows)
+}
+
+/// The `objects` table.
+fn objects_table(objects: &[ObjectInfo]) -> String {
+    let mut rows = vec![vec!["NAME".into(), "SIZE".into(), "ACTIVE".into()]];
+    for o in objects {
+        rows.push(vec![
+            printable(&o.name),
+            human_bytes(o.bytes),
+            if o.active { "yes" } else { "no" }.into(),
+        ]);
+    }
+    table(&rows)
+}
+
+/// An object name fit for a table cell: control characters escaped, like `{:?}` does.
+fn printable(name: &str) -> String {
+    if name.chars().any(|c| c.is_control()) {
+        format!("{name:?}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Left-aligned columns, two spaces apart, no trailing blanks.
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = widths[c] - cell.chars().count();
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `64M`, `1.5G`, `812344` → `793.3K`, `0B`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(u32, &str); 4] = [(40, "T"), (30, "G"), (20, "M"), (10, "K")];
+    for (shift, unit) in UNITS {
+        let size = 1u64 << shift;
+        if bytes >= size {
+            let whole = bytes / size;
+            let tenths = (bytes % size) * 10 / size;
+            return if tenths == 0 {
+                format!("{whole}{unit}")
+            } else {
+                format!("{whole}.{tenths}{unit}")
+            };
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// `5000` → `5s`, `1500` → `1.5s`, `250` → `250ms`.
+fn human_millis(ms: u64) -> String {
+    if ms < 1000 || !ms.is_multiple_of(100) {
+        format!("{ms}ms")
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}.{}s", ms / 1000, (ms % 1000) / 100)
+    }
+}
+
+/// The first 12 hex digits of a SHA-256.
+fn short_sha(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("warren").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn parses_the_documented_command_lines() {
+        let cli = parse(&[
+            "--socket",
+            "/tmp/s",
+            "deploy",
+            "counter",
+            "prog",
+            "--memory",
+            "64M",
+            "--pids",
+            "32",
+            "--cpu",
+            "0.5",
+            "--storage",
+            "100M",
+            "--max-objects",
+            "1000",
+            "--timeout",
+            "5s",
+        ])
+        .unwrap();
+        assert_eq!(cli.socket.as_deref(), Some(Path::new("/tmp/s")));
+        let Command::Deploy {
+            max_objects,
+            timeout,
+            ..
+        } = cli.command
+        else {
+            panic!("not deploy")
+        };
+        assert_eq!(max_objects.as_deref(), Some("1000"));
+        assert_eq!(timeout.as_deref(), Some("5s"));
+
+        let cli = parse(&[
+            "fetch", "app", "alice", "/x", "-X", "PUT", "-d", "-5", "-H", "A: b", "-H", "C: d",
+        ])
+        .unwrap();
+        let Command::Fetch {
+            path,
+            method,
+            data,
+            headers,
+            ..
+        } = cli.command
+        else {
+            panic!("not fetch")
+        };
+        assert_eq!(path, "/x");
+        assert_eq!(method.as_deref(), Some("PUT"));
+        assert_eq!(data.as_deref(), Some(OsStr::new("-5")));
+        assert_eq!(headers, ["A: b", "C: d"]);
+
+        let cli = parse(&["fetch", "app", "alice"]).unwrap();
+        assert!(matches!(cli.command, Command::Fetch { ref path, .. } if path == "/"));
+        assert!(matches!(
+            parse(&["ls", "--json"]).unwrap().command,
+            Command::Ls { json: true }
+        ));
+        assert!(matches!(
+            parse(&["rm", "app", "bob"]).unwrap().command,
+            Command::Rm {
+                object: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(&["objects", "app", "--socket", "/s"]).unwrap(),
+            Cli {
+                socket: Some(_),
+                command: Command::Objects { json: false, .. }
+            }
+        ));
+        assert!(parse(&["deploy", "x"]).is_err());
+        assert!(parse(&["frobnicate"]).is_err());
+    }
+
+    #[test]
+    fn limit_flags_are_checked_locally() {
+        let bad = |limits: DeployLimits| {
+            let err = check_limits(&limits).unwrap_err();
+            assert!(err.downcast_ref::<UsageError>().is_some());
+            err.to_string()
+        };
+        let msg = bad(DeployLimits {
+            memory: Some("64Q".into()),
+            ..DeployLimits::default()
+        });
+        assert!(msg.starts_with("invalid --memory \"64Q\""), "{msg}");
+        let msg = bad(DeployLimits {
+            max_objects: Some("lots".into()),
+            ..DeployLimits::default()
+        });
+        assert!(msg.starts_with("invalid --max-objects \"lots\""), "{msg}");
+        let msg = bad(DeployLimits {
+            timeout: Some("5".into()),
+            ..DeployLimits::default()
+        });
+        assert!(msg.contains("--timeout") && msg.contains("unit"), "{msg}");
+        assert!(check_limits(&DeployLimits {
+            memory: Some("64M".into()),
+            cpu: Some("0.5".into()),
+            timeout: Some("500ms".into()),
+            ..DeployLimits::default()
+        })
+        .is_ok());
+    }
+
+    #[test]
+    fn data_argument() {
+        assert_eq!(read_data(OsStr::new("a=1&b=2")).unwrap(), b"a=1&b=2");
+        assert_eq!(read_data(OsStr::new("")).unwrap(), b"");
+        // Non-UTF-8 bytes on the command line are sent as they are.
+        let raw = OsString::from_vec(vec![0xff, 0x00, b'x']);
+        assert_eq!(read_data(&raw).unwrap(), [0xff, 0x00, b'x']);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("body.bin");
+        let content: Vec<u8> = (0..=255u8).chain([b'\n', b'\r', 0]).collect();
+        std::fs::write(&file, &content).unwrap();
+        let arg = OsString::from(format!("@{}", file.display()));
+        assert_eq!(
+            read_data(&arg).unwrap(),
+            content,
+            "binary-safe, newlines kept"
+        );
+
+        let missing = OsString::from(format!("@{}", dir.path().join("nope").display()));
+        let msg = read_data(&missing).unwrap_err().to_string();
+        assert!(msg.starts_with("cannot read the -d body from "), "{msg}");
+        assert!(msg.contains("No such file or directory"), "{msg}");
+        assert!(!msg.contains("os error"), "{msg}");
+
+        let err = read_data(OsStr::new("@")).unwrap_err();
+        assert!(err.downcast_ref::<UsageError>().is_some());
+    }
+
+    #[test]
+    fn fetch_requests() {
+        let r = build_fetch(None, None, &[], "/".into()).unwrap();
+        assert_eq!((r.method.as_str(), r.body.len()), ("GET", 0));
+        let r = build_fetch(None, Some(OsStr::new("x")), &[], "/p".into()).unwrap();
+        assert_eq!(r.method, "POST", "-d implies POST");
+        assert_eq!(&r.body[..], b"x");
+        let r = build_fetch(Some("PUT".into()), Some(OsStr::new("")), &[], "/".into()).unwrap();
+        assert_eq!(r.method, "PUT");
+        let r = build_fetch(
+            Some("DELETE".into()),
+            None,
+            &["Content-Type: application/json".into(), "X-Empty:".into()],
+            "/".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            r.headers,
+            [
+                ("Content-Type".to_string(), "application/json".to_string()),
+                ("X-Empty".to_string(), String::new())
+            ]
+        );
+        for bad_method in ["", "GE T", "GET\n", "PÖST"] {
+            let err = build_fetch(Some(bad_method.into()), None, &[], "/".into()).unwrap_err();
+            assert!(err.to_string().starts_with("invalid -X"), "{err}");
+        }
+    }
+
+    #[test]
+    fn header_arguments() {
+        assert_eq!(
+            parse_header("Accept:  text/plain ").unwrap(),
+            ("Accept".into(), "text/plain".into())
+        );
+        assert_eq!(
+            parse_header("X-Time: 12:30").unwrap(),
+            ("X-Time".into(), "12:30".into())
+        );
+        for bad in ["NoColon", ": v", "Bad Name: v", "X: a\nb"] {
+            let err = parse_header(bad).unwrap_err();
+            assert!(err.downcast_ref::<UsageError>().is_some(), "{bad}");
+            assert!(err.to_string().starts_with("invalid -H"), "{err}");
+        }
+    }
+
+    #[test]
+    fn tables_are_aligned() {
+        let objects = [
+            ObjectInfo {
+                name: "alice".into(),
+                bytes: 24576,
+                active: true,
+            },
+            ObjectInfo {
+                name: "chat/room 1".into(),
+                bytes: 100,
+                active: false,
+            },
+        ];
+        assert_eq!(
+            objects_table(&objects),
+            "NAME         SIZE  ACTIVE\n\
+             alice        24K   yes\n\
+             chat/room 1  100B  no\n"
+        );
+        assert_eq!(objects_table(&[]), "NAME  SIZE  ACTIVE\n");
+        let w: Worker = serde_json::from_str(
+            r#"{"name": "counter", "version": 2, "sha256": "9f2c0011223344556677", "size": 812344,
+                "limits": {"memory": 67108864, "pids": 32, "cpu": 0.5, "storage": 104857600,
+                           "max_objects": 1000, "timeout_ms": 5000},
+                "created_at": "2026-12-04T16:00:00Z", "objects": 3, "active_instances": 1}"#,
+        )
+        .unwrap();
+        let table = workers_table(std::slice::from_ref(&w));
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines[0].starts_with(
+                "NAME     VERSION  OBJECTS  ACTIVE  SIZE    MEMORY  CPU  TIMEOUT  CREATED"
+            ),
+            "{table}"
+        );
+        assert!(
+            lines[1].starts_with(
+                "counter  2        3        1       793.3K  64M     0.5  5s       2026"
+            ),
+            "{table}"
+        );
+        assert_eq!(
+            deployed_line(&w),
+            "deployed counter version 2 (793.3K, sha256 9f2c00112233): memory=64M pids=32 cpu=0.5 storage=100M max_objects=1000 timeout=5s"
+        );
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(0), "0B");
+        assert_eq!(human_bytes(1023), "1023B");
+        assert_eq!(human_bytes(1024), "1K");
+        assert_eq!(human_bytes(1536), "1.5K");
+        assert_eq!(human_bytes(64 << 20), "64M");
+        assert_eq!(human_bytes(u64::MAX), "16777215.9T");
+        assert_eq!(human_millis(5000), "5s");
+        assert_eq!(human_millis(1500), "1.5s");
+        assert_eq!(human_millis(250), "250ms");
+        assert_eq!(human_millis(1234), "1234ms");
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        assert_eq!(one_line("a\nb\r\n  c"), "a b c");
+        let err = anyhow::Error::new(Error::Connect {
+            socket: "/run/warren/warrend.sock".into(),
+            source: io::Error::from_raw_os_error(2),
+        })
+        .context("cannot list the workers");
+        assert_eq!(
+            describe(&err),
+            "cannot connect to /run/warren/warrend.sock: No such file or directory (is warrend running? set --socket or WARREN_SOCKET)"
+        );
+        let api = api_error(
+            Error::from_response(
+                404,
+                br#"{"error": {"kind": "client", "code": "not_found", "message": "worker \"shop\" does not exist"}}"#,
+            ),
+            "cannot delete worker shop",
+            Some("run `warren ls` to see the workers"),
+        );
+        assert_eq!(
+            describe(&api),
+            "cannot delete worker shop: worker \"shop\" does not exist (not_found); run `warren ls` to see the workers"
+        );
+    }
+}

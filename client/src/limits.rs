@@ -1,0 +1,267 @@
+//! The limits of a deploy: what the `warren deploy` flags and `PUT /v1/workers/{worker}` query
+//! parameters take, and a local check of their syntax.
+//!
+//! The values are sent to the daemon as the user wrote them (`64M`, `0.5`, `5s`); the daemon
+//! decides. [`DeployLimits::validate`] only rejects text that no daemon would accept, so that a
+//! typo is reported before a large program is uploaded. The grammar is the one `warren-jail`
+//! uses: sizes are a whole number with an optional `K`/`M`/`G`/`T` suffix (powers of 1024,
+//! optional `B`/`iB`), durations a number with `ms`, `s`, `m` or `h`, CPUs a decimal number.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::uri::query_value;
+
+/// The optional limits of a deploy. `None` leaves the daemon's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployLimits {
+    /// Memory per instance, e.g. `64M`.
+    pub memory: Option<String>,
+    /// Processes/threads per instance, e.g. `32`.
+    pub pids: Option<String>,
+    /// CPUs per instance, e.g. `0.5`.
+    pub cpu: Option<String>,
+    /// Database size per object, e.g. `100M`.
+    pub storage: Option<String>,
+    /// Objects the worker may have, e.g. `1000`.
+    pub max_objects: Option<String>,
+    /// Time one request may take, e.g. `5s`.
+    pub timeout: Option<String>,
+}
+
+/// A limit whose text is not valid, naming the limit (its query parameter name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitError {
+    /// The query parameter: `memory`, `pids`, `cpu`, `storage`, `max_objects` or `timeout`.
+    pub param: &'static str,
+    /// What is wrong, quoting the value.
+    pub message: String,
+}
+
+impl fmt::Display for LimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {} limit: {}", self.param, self.message)
+    }
+}
+
+impl std::error::Error for LimitError {}
+
+impl DeployLimits {
+    /// The limits as `(query parameter, value)` pairs, in the API's order, unset ones left out.
+    pub fn params(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("memory", &self.memory),
+            ("pids", &self.pids),
+            ("cpu", &self.cpu),
+            ("storage", &self.storage),
+            ("max_objects", &self.max_objects),
+            ("timeout", &self.timeout),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
+    }
+
+    /// The query string (`memory=64M&timeout=5s`, without `?`), empty when nothing is set.
+    pub fn query(&self) -> String {
+        self.params()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={}", query_value(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// Checks the syntax of every set limit; the first bad one is reported.
+    pub fn validate(&self) -> Result<(), LimitError> {
+        for (param, value) in self.params() {
+            let checked = match param {
+                "memory" | "storage" => parse_size(value).map(drop),
+                "pids" | "max_objects" => parse_count(value).map(drop),
+                "cpu" => parse_cpus(value).map(drop),
+                _ => parse_duration(value).map(drop),
+            };
+            checked.map_err(|message| LimitError { param, message })?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a size: `64M`, `1G`, `512K`, `64MiB`, `4096` (bytes). Must be more than zero.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits_end);
+    if num.is_empty() {
+        return Err(format!(
+            "{text:?} is not a size (expected e.g. 64M, 1G, 512K)"
+        ));
+    }
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (number too large)"))?;
+    let shift = match suffix.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => {
+            return Err(format!(
+                "{text:?} has an unknown size suffix {suffix:?} (use K, M, G or T)"
+            ))
+        }
+    };
+    let bytes = n
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))?;
+    if bytes == 0 {
+        return Err(format!("{text:?}: the size must be greater than zero"));
+    }
+    Ok(bytes)
+}
+
+/// Parses a duration: `500ms`, `5s`, `1.5s`, `2m`, `1h`; more than zero, at most a year.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("{text:?} needs a unit (e.g. 500ms, 5s, 2m)"))?;
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (expected e.g. 500ms, 5s, 2m)"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "{text:?} has an unknown unit {unit:?} (use ms, s, m or h)"
+            ))
+        }
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 365.0 * 86400.0 {
+        return Err(format!(
+            "{text:?} is out of range (more than zero, at most a year)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses a CPU count: a decimal number of CPUs from 0.01 to 4096 (`0.5`, `2`).
+pub fn parse_cpus(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a CPU count (expected e.g. 0.5 or 2)"))?;
+    if !v.is_finite() || !(0.01..=4096.0).contains(&v) {
+        return Err(format!(
+            "{text:?}: the CPU count must be between 0.01 and 4096"
+        ));
+    }
+    Ok(v)
+}
+
+/// Parses a count (`pids`, `max_objects`): a whole number, at least 1.
+pub fn parse_count(text: &str) -> Result<u64, String> {
+    let n: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number (expected e.g. 32)"))?;
+    if n == 0 {
+        return Err(format!("{text:?}: must be at least 1"));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("12Q").unwrap_err().contains("suffix"));
+        for bad in [
+            "",
+            "M",
+            "0",
+            "0M",
+            "-1M",
+            "1.5G",
+            "99999999999999999999T",
+            "16777216T",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("5").unwrap_err().contains("unit"));
+        for bad in ["", "0s", "s", "5x", "-5s", "1..2s", "9999h", "5 s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cpus_and_counts() {
+        assert_eq!(parse_cpus("0.5"), Ok(0.5));
+        assert_eq!(parse_cpus("2"), Ok(2.0));
+        for bad in ["", "0", "0.001", "-1", "nan", "inf", "5000", "half"] {
+            assert!(parse_cpus(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_count("32"), Ok(32));
+        for bad in ["", "0", "-1", "1.5", "ten", "99999999999999999999"] {
+            assert!(parse_count(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validate_names_the_bad_limit() {
+        let ok = DeployLimits {
+            memory: Some("64M".into()),
+            pids: Some("32".into()),
+            cpu: Some("0.5".into()),
+            storage: Some("100M".into()),
+            max_objects: Some("1000".into()),
+            timeout: Some("5s".into()),
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(
+            ok.query(),
+            "memory=64M&pids=32&cpu=0.5&storage=100M&max_objects=1000&timeout=5s"
+        );
+        assert_eq!(DeployLimits::default().query(), "");
+        assert_eq!(DeployLimits::default().validate(), Ok(()));
+
+        type Spoil = fn(&mut DeployLimits);
+        let cases: [(&str, Spoil); 6] = [
+            ("memory", |l| l.memory = Some("64Q".into())),
+            ("pids", |l| l.pids = Some("many".into())),
+            ("cpu", |l| l.cpu = Some("0".into())),
+            ("storage", |l| l.storage = Some("0".into())),
+            ("max_objects", |l| l.max_objects = Some("-3".into())),
+            ("timeout", |l| l.timeout = Some("5".into())),
+        ];
+        for (param, spoil) in cases {
+            let mut l = ok.clone();
+            spoil(&mut l);
+            let err = l.validate().unwrap_err();
+            assert_eq!(err.param, param);
+            assert!(err
+                .to_string()
+                .starts_with(&format!("invalid {param} limit: ")));
+        }
+    }
+}

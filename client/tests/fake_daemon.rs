@@ -1,0 +1,910 @@
+//! The SDK and the `warren` binary against a fake warrend: a small hyper server on a Unix socket
+//! in a temporary directory that records every request and answers like docs/api.md says.
+
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use warren_client::{Client, DeployLimits, Error, FetchRequest};
+
+/// One request as the fake daemon received it.
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: String,
+    /// Path and query, exactly as sent.
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Recorded {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A fake warrend serving on `socket` until the test process ends.
+struct FakeDaemon {
+    _dir: tempfile::TempDir,
+    socket: PathBuf,
+    log: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl FakeDaemon {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("warrend.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let server_log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::UnixListener::from_std(listener).unwrap();
+                loop {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    let log = Arc::clone(&server_log);
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req| {
+                            let log = Arc::clone(&log);
+                            async move { Ok::<_, Infallible>(handle(req, &log).await) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        FakeDaemon {
+            _dir: dir,
+            socket,
+            log,
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::new(&self.socket)
+    }
+
+    fn last(&self) -> Recorded {
+        self.log
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("no request")
+    }
+
+    fn count(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    /// Runs the built `warren` binary with `--socket` pointing here.
+    fn warren(&self, args: &[&str]) -> Output {
+        warren_with(&self.socket, args, None)
+    }
+}
+
+fn warren_with(socket: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+    cmd.arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_remove("WARREN_SOCKET")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+const WORKER: &str = r#"{"name": "NAME", "version": 2, "sha256": "9f2c00112233445566778899", "size": 812344,
+ "limits": {"memory": 67108864, "pids": 32, "cpu": 0.5, "storage": 104857600,
+            "max_objects": 1000, "timeout_ms": 5000},
+ "created_at": "2026-12-04T16:00:00Z"EXTRA}"#;
+
+fn worker_json(name: &str, extra: &str) -> String {
+    WORKER.replace("NAME", name).replace("EXTRA", extra)
+}
+
+fn json(status: u16, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+fn error(status: u16, kind: &str, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({"error": {"kind": kind, "code": code, "message": message}});
+    let mut response = json(status, body.to_string());
+    response
+        .headers_mut()
+        .insert("x-warren-error", code.parse().unwrap());
+    response
+}
+
+/// Percent-decodes a path segment (test-only, ASCII hex).
+fn decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&segment[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    log: &Mutex<Vec<Recorded>>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.unwrap().to_bytes().to_vec();
+    let target = parts.uri.path_and_query().unwrap().as_str().to_string();
+    let recorded = Recorded {
+        method: parts.method.to_string(),
+        target: target.clone(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect(),
+        body: body.clone(),
+    };
+    log.lock().unwrap().push(recorded);
+
+    let path = parts.uri.path();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = parts.method.as_str();
+    match (method, segments.as_slice()) {
+        ("GET", ["v1", "health"]) => json(
+            200,
+            r#"{"status": "ok", "version": "0.1.0", "warm_husks": 4, "instances": 2}"#.into(),
+        ),
+        ("PUT", ["v1", "workers", name]) => {
+            if body.starts_with(b"\x7fELF") {
+                json(201, worker_json(name, ""))
+            } else {
+                error(
+                    415,
+                    "client",
+                    "not_elf",
+                    "the program is not an ELF executable",
+                )
+            }
+        }
+        ("GET", ["v1", "workers"]) => json(
+            200,
+            format!(
+                r#"{{"workers": [{}, {}]}}"#,
+                worker_json("counter", r#", "objects": 3, "active_instances": 1"#),
+                worker_json("todo-app", r#", "objects": 12, "active_instances": 0"#)
+            ),
+        ),
+        ("GET", ["v1", "workers", "counter"]) => json(
+            200,
+            worker_json(
+                "counter",
+                r#", "objects": 3, "active_instances": 1, "versions": [
+                    {"version": 1, "sha256": "aa", "size": 10, "created_at": "2026-12-01T00:00:00Z"},
+                    {"version": 2, "sha256": "9f2c00112233445566778899", "size": 812344, "created_at": "2026-12-04T16:00:00Z"}]"#,
+            ),
+        ),
+        ("DELETE", ["v1", "workers", "counter"]) => {
+            json(200, r#"{"deleted": "counter", "objects": 3}"#.into())
+        }
+        ("GET", ["v1", "workers", "counter", "objects"]) => json(
+            200,
+            r#"{"objects": [{"name": "alice", "bytes": 24576, "active": true},
+                            {"name": "chat/room 1", "bytes": 8192, "active": false}]}"#
+                .into(),
+        ),
+        ("GET", ["v1", "workers", "broken", "objects"]) => Response::builder()
+            .status(500)
+            .body(Full::new(Bytes::from_static(b"<html>proxy error</html>")))
+            .unwrap(),
+        ("GET", ["v1", "workers", "garbled", "objects"]) => json(200, r#"{"objects": 7}"#.into()),
+        ("DELETE", ["v1", "workers", "counter", "objects", object]) => json(
+            200,
+            serde_json::json!({"deleted": decode(object)}).to_string(),
+        ),
+        (_, ["v1", "workers", "counter", "objects", _object, "fetch", rest @ ..]) => {
+            match rest.join("/").as_str() {
+                "missing" => Response::builder()
+                    .status(404)
+                    .header("content-type", "text/plain")
+                    .body(Full::new(Bytes::from_static(b"no such page\n")))
+                    .unwrap(),
+                "binary" => Response::builder()
+                    .status(200)
+                    .body(Full::new(Bytes::from((0..=255u8).collect::<Vec<u8>>())))
+                    .unwrap(),
+                "slow" => error(
+                    504,
+                    "guest",
+                    "guest_timeout",
+                    "the request took longer than 5s",
+                ),
+                _ => {
+                    // Echo: the body back, or the count if there is none.
+                    let answer = if body.is_empty() {
+                        b"41".to_vec()
+                    } else {
+                        body
+                    };
+                    Response::builder()
+                        .status(200)
+                        .header("x-guest", "yes")
+                        .body(Full::new(Bytes::from(answer)))
+                        .unwrap()
+                }
+            }
+        }
+        (_, ["v1", "workers", name, ..]) => error(
+            404,
+            "client",
+            "not_found",
+            &format!("worker {:?} does not exist", decode(name)),
+        ),
+        _ => error(404, "client", "not_found", "no such endpoint"),
+    }
+}
+
+fn stderr_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SDK
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn health_and_listing() {
+    let fake = FakeDaemon::start();
+    let client = fake.client();
+
+    let health = client.health().await.unwrap();
+    assert_eq!(
+        (health.status.as_str(), health.warm_husks, health.instances),
+        ("ok", 4, 2)
+    );
+    let r = fake.last();
+    assert_eq!(
+        (r.method.as_str(), r.target.as_str()),
+        ("GET", "/v1/health")
+    );
+    assert_eq!(r.header("host"), Some("warren"));
+
+    let workers = client.workers().await.unwrap();
+    assert_eq!(workers.len(), 2);
+    assert_eq!(workers[0].name, "counter");
+    assert_eq!(workers[0].objects, Some(3));
+    assert_eq!(workers[1].limits.timeout_ms, 5000);
+    assert_eq!(fake.last().target, "/v1/workers");
+
+    let detail = client.worker("counter").await.unwrap();
+    assert_eq!(detail.worker.version, 2);
+    assert_eq!(detail.versions.len(), 2);
+    assert_eq!(fake.last().target, "/v1/workers/counter");
+
+    let objects = client.objects("counter").await.unwrap();
+    assert_eq!(objects[1].name, "chat/room 1");
+    assert!(objects[0].active);
+    let r = fake.last();
+    assert_eq!(
+        (r.method.as_str(), r.target.as_str()),
+        ("GET", "/v1/workers/counter/objects")
+    );
+
+    let raw = client.get_raw("/v1/workers/counter/objects").await.unwrap();
+    assert!(raw.starts_with(br#"{"objects": [{"name": "alice""#));
+}
+
+#[tokio::test]
+async fn deploy_sends_the_program_and_the_limits() {
+    let fake = FakeDaemon::start();
+    let client = fake.client();
+    let program = b"\x7fELF\x02\x01\x01rest of the program\x00\xff".to_vec();
+    let limits = DeployLimits {
+        memory: Some("64M".into()),
+        cpu: Some("0.5".into()),
+        max_objects: Some("1000".into()),
+        timeout: Some("1.5s".into()),
+        ..DeployLimits::default()
+    };
+    let worker = client
+        .deploy("counter", program.clone(), &limits)
+        .await
+        .unwrap();
+    assert_eq!(worker.name, "counter");
+    assert_eq!(worker.version, 2);
+    assert_eq!(worker.limits.memory, 64 << 20);
+    assert_eq!(worker.objects, None);
+    let r = fake.last();
+    assert_eq!(r.method, "PUT");
+    assert_eq!(
+        r.target,
+        "/v1/workers/counter?memory=64M&cpu=0.5&max_objects=1000&timeout=1.5s"
+    );
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(
+        r.header("content-length"),
+        Some(program.len().to_string().as_str())
+    );
+    assert_eq!(r.body, program);
+
+    // No limits: no query at all.
+    client
+        .deploy("counter", program.clone(), &DeployLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(fake.last().target, "/v1/workers/counter");
+
+    // A bad limit never reaches the daemon.
+    let before = fake.count();
+    let bad = DeployLimits {
+        pids: Some("lots".into()),
+        ..DeployLimits::default()
+    };
+    let err = client.deploy("counter", program, &bad).await.unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArgument(ref m) if m.contains("pids")),
+        "{err:?}"
+    );
+    assert_eq!(fake.count(), before);
+
+    // The daemon's refusal comes back as an Api error.
+    let err = client
+        .deploy("counter", &b"#!/bin/sh\n"[..], &DeployLimits::default())
+        .await
+        .unwrap_err();
+    match err {
+        Error::Api {
+            status,
+            kind,
+            code,
+            message,
+        } => {
+            assert_eq!(
+                (status, kind.as_str(), code.as_str()),
+                (415, "client", "not_elf")
+            );
+            assert_eq!(message, "the program is not an ELF executable");
+        }
+        other => panic!("expected Api, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn deletions_encode_object_names() {
+    let fake = FakeDaemon::start();
+    let client = fake.client();
+    let deleted = client.delete_worker("counter").await.unwrap();
+    assert_eq!((deleted.deleted.as_str(), deleted.objects), ("counter", 3));
+    let r = fake.last();
+    assert_eq!(
+        (r.method.as_str(), r.target.as_str()),
+        ("DELETE", "/v1/workers/counter")
+    );
+
+    for (object, target) in [
+        ("chat/room 1", "/v1/workers/counter/objects/chat%2Froom%201"),
+        ("50%?#x", "/v1/workers/counter/objects/50%25%3F%23x"),
+        ("ünï", "/v1/workers/counter/objects/%C3%BCn%C3%AF"),
+        ("..", "/v1/workers/counter/objects/%2E%2E"),
+    ] {
+        let deleted = client.delete_object("counter", object).await.unwrap();
+        assert_eq!(deleted.deleted, object);
+        let r = fake.last();
+        assert_eq!((r.method.as_str(), r.target.as_str()), ("DELETE", target));
+    }
+
+    let err = client.delete_worker("shop").await.unwrap_err();
+    assert_eq!(err.status(), Some(404));
+    assert_eq!(err.code(), Some("not_found"));
+    assert_eq!(
+        err.to_string(),
+        "worker \"shop\" does not exist (not_found)"
+    );
+
+    let err = client.delete_object("counter", "").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn unreadable_answers_are_protocol_errors() {
+    let fake = FakeDaemon::start();
+    let client = fake.client();
+    let err = client.objects("broken").await.unwrap_err();
+    assert!(
+        matches!(err, Error::Protocol(ref m) if m.contains("HTTP 500") && m.contains("proxy error")),
+        "{err:?}"
+    );
+    let err = client.objects("garbled").await.unwrap_err();
+    assert!(
+        matches!(err, Error::Protocol(ref m) if m.contains("HTTP 200")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn fetch_passes_method_path_query_headers_and_body() {
+    let fake = FakeDaemon::start();
+    let client = fake.client();
+
+    let request = FetchRequest::new("PATCH", "/items/a b?q=x y&n=1")
+        .header("Content-Type", "application/json")
+        .header("X-Trace", "1")
+        .header("X-Trace", "2")
+        .body(&b"{\"done\": true}"[..]);
+    let response = client
+        .fetch("counter", "chat/room 1", request)
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(&response.body[..], b"{\"done\": true}");
+    assert_eq!(response.headers.get("x-guest").unwrap(), "yes");
+    assert!(response.daemon_error().is_none());
+    let r = fake.last();
+    assert_eq!(r.method, "PATCH");
+    assert_eq!(
+        r.target,
+        "/v1/workers/counter/objects/chat%2Froom%201/fetch/items/a%20b?q=x%20y&n=1"
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let traces: Vec<_> = r.headers.iter().filter(|(k, _)| k == "x-trace").collect();
+    assert_eq!(traces.len(), 2);
+    assert_eq!(r.body, b"{\"done\": true}");
+
+    let response = client
+        .fetch("counter", "alice", FetchRequest::get("/binary"))
+        .await
+        .unwrap();
+    assert_eq!(response.body.len(), 256);
+
+    // The guest's own 404 passes through; the daemon's carries its error.
+    let guest = client
+        .fetch("counter", "alice", FetchRequest::get("/missing"))
+        .await
+        .unwrap();
+    assert_eq!(guest.status, 404);
+    assert!(guest.daemon_error().is_none());
+    let daemon = client
+        .fetch("nope", "alice", FetchRequest::get("/"))
+        .await
+        .unwrap();
+    assert_eq!(daemon.status, 404);
+    assert_eq!(daemon.warren_error_code(), Some("not_found"));
+    assert_eq!(daemon.daemon_error().unwrap().code(), Some("not_found"));
+
+    // What cannot be sent is refused before connecting.
+    let before = fake.count();
+    for bad in [
+        FetchRequest::new("GE T", "/"),
+        FetchRequest::get("/").header("Content-Length", "5"),
+        FetchRequest::get("/").header("Bad Name", "x"),
+        FetchRequest::get("/").header("X", "a\nb"),
+    ] {
+        let err = client.fetch("counter", "alice", bad).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    }
+    assert_eq!(fake.count(), before);
+}
+
+#[tokio::test]
+async fn a_missing_socket_is_a_connect_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("absent.sock");
+    let err = Client::new(&socket).health().await.unwrap_err();
+    match &err {
+        Error::Connect { socket: s, source } => {
+            assert_eq!(s, &socket);
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("expected Connect, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "cannot connect to {}: No such file or directory (",
+            socket.display()
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("is warrend running?"), "{msg}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `warren` binary
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn cli_fetch_prints_the_body_and_exits_0() {
+    let fake = FakeDaemon::start();
+    let out = fake.warren(&["fetch", "counter", "alice"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout, b"41");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let r = fake.last();
+    assert_eq!(
+        (r.method.as_str(), r.target.as_str()),
+        ("GET", "/v1/workers/counter/objects/alice/fetch/")
+    );
+
+    // Binary bodies come out byte for byte.
+    let out = fake.warren(&["fetch", "counter", "alice", "/binary"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout, (0..=255u8).collect::<Vec<u8>>());
+
+    // -d implies POST; -X wins; -H headers are sent.
+    let out = fake.warren(&[
+        "fetch",
+        "counter",
+        "room/1",
+        "/increment?by=2",
+        "-d",
+        "x=1",
+        "-H",
+        "X-A: b",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout, b"x=1");
+    let r = fake.last();
+    assert_eq!(r.method, "POST");
+    assert_eq!(
+        r.target,
+        "/v1/workers/counter/objects/room%2F1/fetch/increment?by=2"
+    );
+    assert_eq!(r.header("x-a"), Some("b"));
+    assert_eq!(r.body, b"x=1");
+
+    let out = fake.warren(&["fetch", "counter", "alice", "-X", "PUT"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(fake.last().method, "PUT");
+}
+
+#[test]
+fn cli_fetch_reads_data_from_a_file_and_stdin() {
+    let fake = FakeDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body.bin");
+    let content: Vec<u8> = (0..=255u8).rev().chain(*b"\n\r\n").collect();
+    std::fs::write(&file, &content).unwrap();
+    let arg = format!("@{}", file.display());
+    let out = fake.warren(&["fetch", "counter", "alice", "/upload", "-d", &arg]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let r = fake.last();
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.body, content);
+    assert_eq!(out.stdout, content);
+
+    let out = warren_with(
+        &fake.socket,
+        &["fetch", "counter", "alice", "-d", "@-", "-X", "PUT"],
+        Some(b"from stdin\0"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let r = fake.last();
+    assert_eq!(
+        (r.method.as_str(), r.body.as_slice()),
+        ("PUT", &b"from stdin\0"[..])
+    );
+
+    let before = fake.count();
+    let missing = format!("@{}", dir.path().join("nope").display());
+    let out = fake.warren(&["fetch", "counter", "alice", "-d", &missing]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("warren: cannot read the -d body from "),
+        "{lines:?}"
+    );
+    assert_eq!(fake.count(), before, "nothing was sent");
+}
+
+#[test]
+fn cli_fetch_exits_1_on_errors() {
+    let fake = FakeDaemon::start();
+
+    // A daemon error: one line with its message, nothing on stdout.
+    let out = fake.warren(&["fetch", "shop", "alice"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("warren: HTTP 404"), "{lines:?}");
+    assert!(
+        lines[0].contains(r#"worker "shop" does not exist (not_found)"#),
+        "{lines:?}"
+    );
+
+    let out = fake.warren(&["fetch", "counter", "alice", "/slow"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("warren: HTTP 504"), "{lines:?}");
+    assert!(lines[0].contains("guest_timeout"), "{lines:?}");
+
+    // The guest's own 404: its body on stdout, the status on stderr.
+    let out = fake.warren(&["fetch", "counter", "alice", "/missing"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stdout, b"no such page\n");
+    let lines = stderr_lines(&out);
+    assert_eq!(
+        lines,
+        ["warren: HTTP 404 Not Found (answered by worker counter)"]
+    );
+}
+
+#[test]
+fn cli_missing_socket_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("warrend.sock");
+    for args in [
+        &["fetch", "counter", "alice"][..],
+        &["ls"],
+        &["rm", "counter"],
+        &["objects", "x", "--json"],
+    ] {
+        let out = warren_with(&socket, args, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty());
+        let lines = stderr_lines(&out);
+        assert_eq!(
+            lines,
+            [format!(
+                "warren: cannot connect to {}: No such file or directory (is warrend running? set --socket or WARREN_SOCKET)",
+                socket.display()
+            )],
+            "{args:?}"
+        );
+    }
+
+    // WARREN_SOCKET is used when there is no --socket.
+    let out = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["ls"])
+        .env("WARREN_SOCKET", &socket)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&socket.display().to_string()));
+}
+
+#[test]
+fn cli_env_socket_reaches_the_daemon() {
+    let fake = FakeDaemon::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["ls", "--json"])
+        .env("WARREN_SOCKET", &fake.socket)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["workers"][1]["name"], "todo-app");
+}
+
+#[test]
+fn cli_tables() {
+    let fake = FakeDaemon::start();
+    let out = fake.warren(&["ls"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].starts_with("NAME      VERSION  OBJECTS  ACTIVE"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("counter   2        3        1 "),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("todo-app  2        12       0 "),
+        "{text}"
+    );
+    // Every row's columns line up under the header.
+    let created = lines[0].find("CREATED").unwrap();
+    assert!(
+        lines[1..].iter().all(|l| l[created..].starts_with("2026-")),
+        "{text}"
+    );
+
+    let out = fake.warren(&["objects", "counter"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "NAME         SIZE  ACTIVE\nalice        24K   yes\nchat/room 1  8K    no\n"
+    );
+
+    let out = fake.warren(&["objects", "counter", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["objects"][0]["bytes"], 24576);
+
+    let out = fake.warren(&["objects", "shop"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stderr_lines(&out),
+        [
+            r#"warren: cannot list the objects of shop: worker "shop" does not exist (not_found); run `warren ls` to see the workers"#
+        ]
+    );
+
+    let out = fake.warren(&["objects", "broken"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "warren: cannot list the objects of broken: unexpected answer from warrend: HTTP 500"
+        ),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn cli_rm_and_deploy() {
+    let fake = FakeDaemon::start();
+    let out = fake.warren(&["rm", "counter"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "deleted worker counter and its 3 objects\n"
+    );
+    assert_eq!(fake.last().method, "DELETE");
+
+    let out = fake.warren(&["rm", "counter", "chat/room 1"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        fake.last().target,
+        "/v1/workers/counter/objects/chat%2Froom%201"
+    );
+
+    let out = fake.warren(&["rm", "shop"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stderr_lines(&out),
+        [
+            r#"warren: cannot delete worker shop: worker "shop" does not exist (not_found); run `warren ls` to see the workers"#
+        ]
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("counter");
+    std::fs::write(&program, b"\x7fELF\x02\x01\x01 a program").unwrap();
+    let program_arg = program.to_str().unwrap();
+    let out = fake.warren(&[
+        "deploy",
+        "counter",
+        program_arg,
+        "--memory",
+        "64M",
+        "--max-objects",
+        "10",
+        "--timeout",
+        "5s",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("deployed counter version 2 "),
+        "{out:?}"
+    );
+    let r = fake.last();
+    assert_eq!(
+        r.target,
+        "/v1/workers/counter?memory=64M&max_objects=10&timeout=5s"
+    );
+    assert_eq!(r.body, b"\x7fELF\x02\x01\x01 a program");
+
+    // A bad flag: one line naming it, usage exit code, nothing sent.
+    let before = fake.count();
+    let out = fake.warren(&["deploy", "counter", program_arg, "--memory", "64Q"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("warren: invalid --memory \"64Q\""),
+        "{lines:?}"
+    );
+    let out = fake.warren(&["deploy", "counter", program_arg, "--cpu", "lots"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        stderr_lines(&out)[0].starts_with("warren: invalid --cpu"),
+        "{out:?}"
+    );
+
+    // Not a program, or no file at all.
+    let script = dir.path().join("script.sh");
+    std::fs::write(&script, b"#!/bin/sh\necho hi\n").unwrap();
+    let out = fake.warren(&["deploy", "counter", script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr_lines(&out)[0].contains("is not an ELF executable"),
+        "{out:?}"
+    );
+    let out = fake.warren(&["deploy", "counter", "/nonexistent/prog"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stderr_lines(&out),
+        ["warren: cannot read the program /nonexistent/prog: No such file or directory (check the FILE argument)"]
+    );
+    assert_eq!(fake.count(), before);
+}
+
+/// A "daemon" that reads the request and then answers `reply` (possibly nothing) and hangs up.
+fn broken_daemon(reply: &'static [u8]) -> (tempfile::TempDir, PathBuf) {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("warrend.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(reply);
+        }
+    });
+    (dir, socket)
+}
+
+#[tokio::test]
+async fn a_daemon_that_hangs_up_or_talks_garbage() {
+    let (_dir, socket) = broken_daemon(b"");
+    let err = Client::new(&socket).health().await.unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("closed the connection before answering"),
+        "{err}"
+    );
+
+    let (_dir, socket) = broken_daemon(b"SSH-2.0-OpenSSH\r\n\r\n");
+    let err = Client::new(&socket).health().await.unwrap_err();
+    assert!(
+        !matches!(err, Error::Connect { .. } | Error::Api { .. }),
+        "{err:?}"
+    );
+
+    let out = warren_with(&socket, &["ls"], None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("warren: cannot list the workers: "),
+        "{lines:?}"
+    );
+}

@@ -1,0 +1,398 @@
+//! One object's instance: its worker's program running in a cell from the husk pool, spoken to
+//! over the guest socket (fd 3). Starting one takes a warm husk; the program's stdout and
+//! stderr are logged line by line with the worker and object; a dedicated thread waits for the
+//! cell so that a crash, a kill or a seccomp violation is known at once.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UnixStream;
+use tokio::sync::oneshot;
+use warren_jail::pool::HuskPool;
+use warren_jail::{KillHandle, KillReason, Limits, Outcome, StartRequest};
+
+use crate::broker::ObjectDb;
+use crate::error::ApiError;
+use crate::frame::{self, GuestFrame, Out, MAX_FRAME};
+use crate::registry::Deployed;
+
+/// Longest a guest may take to say hello.
+pub const HELLO_TIME: Duration = Duration::from_secs(10);
+/// Longest log line kept (longer lines are cut).
+const MAX_LOG_LINE: usize = 4096;
+
+/// A request for a guest.
+#[derive(Debug, Clone)]
+pub struct GuestRequest {
+    /// method
+    pub method: String,
+    /// path after the object, starting with `/`
+    pub path: String,
+    /// raw query string
+    pub query: String,
+    /// headers, names lowercase
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// body
+    pub body: Vec<u8>,
+}
+
+/// A guest's answer.
+#[derive(Debug, Clone)]
+pub struct GuestResponse {
+    /// status
+    pub status: u16,
+    /// headers
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// body
+    pub body: Vec<u8>,
+}
+
+/// A running instance.
+#[derive(Debug)]
+pub struct Instance {
+    /// the worker version it runs
+    pub version: i64,
+    sock: UnixStream,
+    kill: KillHandle,
+    exited: oneshot::Receiver<Outcome>,
+    next_id: u64,
+    worker: String,
+    object: String,
+}
+
+impl Instance {
+    /// Start `deployed` for `object` in a husk from `pool` and complete the handshake.
+    pub async fn start(
+        pool: Arc<HuskPool>,
+        deployed: Deployed,
+        worker: String,
+        object: String,
+    ) -> Result<Instance, ApiError> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| ApiError::unavailable(format!("socketpair: {e}")))?;
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let program = Arc::clone(&deployed.program);
+        let limits = Limits {
+            memory: deployed.limits.memory,
+            pids: deployed.limits.pids,
+            cpu: deployed.limits.cpu,
+        };
+        let name = worker.clone();
+        let started = tokio::task::spawn_blocking(move || {
+            let husk = pool.take()?;
+            let null = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map_err(|source| warren_jail::JailError::Io {
+                    context: "open /dev/null".into(),
+                    source,
+                })?;
+            husk.start(StartRequest {
+                program: &program,
+                argv: vec![OsStr::new(&name)],
+                env: vec![],
+                stdin: null.as_fd(),
+                stdout: out_w.as_fd(),
+                stderr: err_w.as_fd(),
+                fd3: Some(theirs.as_fd()),
+                limits: Some(limits),
+            })
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("start task: {e}")))?
+        .map_err(|e| ApiError::unavailable(format!("cannot start an instance: {e}")))?;
+        let mut cell = started;
+        let kill = cell
+            .kill_handle()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let (tx, exited) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("cell-wait".into())
+            .stack_size(64 << 10)
+            .spawn(move || {
+                let outcome = cell.wait(None);
+                if let Ok(o) = outcome {
+                    let _ = tx.send(o);
+                }
+            })
+            .map_err(|e| ApiError::unavailable(format!("spawn cell waiter: {e}")))?;
+        spawn_log(out_r, &worker, &object, "stdout");
+        spawn_log(err_r, &worker, &object, "stderr");
+        ours.set_nonblocking(true)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let sock = UnixStream::from_std(ours).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut inst = Instance {
+            version: deployed.version,
+            sock,
+            kill,
+            exited,
+            next_id: 1,
+            worker,
+            object,
+        };
+        inst.handshake().await?;
+        Ok(inst)
+    }
+
+    async fn handshake(&mut self) -> Result<(), ApiError> {
+        let first = tokio::select! {
+            f = frame::read(&mut self.sock, MAX_FRAME) => f,
+            o = &mut self.exited => return Err(ended(o.ok(), "before saying hello")),
+            _ = tokio::time::sleep(HELLO_TIME) => {
+                self.kill.kill();
+                return Err(ApiError::guest_timeout(format!("the guest did not say hello within {}s", HELLO_TIME.as_secs())));
+            }
+        };
+        match first {
+            Ok(GuestFrame::Hello { version: 1, .. }) => {
+                frame::write(&mut self.sock, &Out::hello(MAX_FRAME))
+                    .await
+                    .map_err(|e| ApiError::guest_crashed(format!("guest socket: {e}")))
+            }
+            Ok(GuestFrame::Hello { version, .. }) => {
+                let _ = frame::write(
+                    &mut self.sock,
+                    &Out::error(&format!(
+                        "unsupported protocol version {version}; this supervisor speaks 1"
+                    )),
+                )
+                .await;
+                self.kill.kill();
+                Err(ApiError::guest_protocol(format!(
+                    "the guest speaks protocol version {version}; warrend speaks 1"
+                )))
+            }
+            Ok(other) => {
+                self.fail_protocol(&format!("expected HELLO first, got {}", frame_name(&other)))
+                    .await
+            }
+            Err(frame::FrameError::Eof) => Err(self
+                .crashed(
+                    "before saying hello",
+                    "the guest closed its socket before saying hello".into(),
+                )
+                .await),
+            Err(e) => self.fail_protocol(&e.to_string()).await,
+        }
+    }
+
+    async fn fail_protocol<T>(&mut self, why: &str) -> Result<T, ApiError> {
+        tracing::warn!(worker = %self.worker, object = %self.object, "guest protocol error: {why}; ending the instance");
+        let _ = frame::write(&mut self.sock, &Out::error(why)).await;
+        self.kill.kill();
+        Err(ApiError::guest_protocol(format!(
+            "the guest broke the protocol: {why}"
+        )))
+    }
+
+    /// Send one request and serve the guest's SQL until it responds. The caller owns the
+    /// transaction; on any error the instance is dead and must be dropped.
+    pub async fn call(
+        &mut self,
+        db: &mut ObjectDb,
+        req: &GuestRequest,
+        timeout: Duration,
+    ) -> Result<GuestResponse, ApiError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let frame = Out::request(
+            id,
+            &req.method,
+            &req.path,
+            &req.query,
+            &req.headers,
+            &req.body,
+        );
+        if let Err(e) = frame::write(&mut self.sock, &frame).await {
+            return Err(self
+                .crashed("while handling the request", format!("guest socket: {e}"))
+                .await);
+        }
+        loop {
+            let next = tokio::select! {
+                f = frame::read(&mut self.sock, MAX_FRAME) => f,
+                o = &mut self.exited => return Err(ended(o.ok(), "while handling the request")),
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.kill.kill();
+                    return Err(ApiError::guest_timeout(format!("the request took longer than {}ms; the instance was killed", timeout.as_millis())));
+                }
+            };
+            match next {
+                Ok(GuestFrame::Sql {
+                    id: sid,
+                    statement,
+                    params,
+                }) if sid == id => {
+                    let answer = match crate::sendable(db.run(&statement, &params)).await {
+                        Ok(out) => Out::sql_result(
+                            &out.columns,
+                            &out.rows,
+                            out.rows_changed,
+                            out.last_insert_id,
+                        ),
+                        Err(f) => Out::sql_error(f.code, &f.message),
+                    };
+                    if let Err(e) = frame::write(&mut self.sock, &answer).await {
+                        return Err(self
+                            .crashed("while handling the request", format!("guest socket: {e}"))
+                            .await);
+                    }
+                }
+                Ok(GuestFrame::Tx { id: tid, op }) if tid == id => {
+                    let answer = match crate::sendable(db.tx(op)).await {
+                        Ok(()) => Out::sql_result(&[], &[], 0, 0),
+                        Err(f) => Out::sql_error(f.code, &f.message),
+                    };
+                    if let Err(e) = frame::write(&mut self.sock, &answer).await {
+                        return Err(self
+                            .crashed("while handling the request", format!("guest socket: {e}"))
+                            .await);
+                    }
+                }
+                Ok(GuestFrame::Response {
+                    id: rid,
+                    status,
+                    headers,
+                    body,
+                }) if rid == id => {
+                    if !(100..=599).contains(&status) {
+                        return self
+                            .fail_protocol(&format!("response status {status} is outside 100-599"))
+                            .await;
+                    }
+                    return Ok(GuestResponse {
+                        status,
+                        headers,
+                        body,
+                    });
+                }
+                Ok(GuestFrame::Error(m)) => {
+                    self.kill.kill();
+                    return Err(ApiError::guest_crashed(format!("the guest gave up: {m}")));
+                }
+                Ok(other) => {
+                    return self
+                        .fail_protocol(&format!(
+                            "unexpected {} during request {id}",
+                            frame_name(&other)
+                        ))
+                        .await
+                }
+                Err(frame::FrameError::Eof) => {
+                    return Err(self
+                        .crashed(
+                            "while handling the request",
+                            "the guest closed its socket".into(),
+                        )
+                        .await);
+                }
+                Err(e) => return self.fail_protocol(&e.to_string()).await,
+            }
+        }
+    }
+
+    /// The guest went away: wait briefly for the cell's outcome to say why.
+    async fn crashed(&mut self, when: &str, fallback: String) -> ApiError {
+        // give the cell a moment to report how the program ended, then make sure it did
+        let outcome = tokio::time::timeout(Duration::from_secs(2), &mut self.exited).await;
+        self.kill.kill();
+        match outcome {
+            Ok(Ok(o)) => ended(Some(o), when),
+            _ => ApiError::guest_crashed(fallback),
+        }
+    }
+
+    /// Kill the instance.
+    pub fn stop(&self) {
+        self.kill.kill();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill.kill();
+    }
+}
+
+fn frame_name(f: &GuestFrame) -> &'static str {
+    match f {
+        GuestFrame::Hello { .. } => "HELLO",
+        GuestFrame::Response { .. } => "RESPONSE",
+        GuestFrame::Sql { .. } => "SQL",
+        GuestFrame::Tx { .. } => "TX",
+        GuestFrame::Error(_) => "ERROR",
+    }
+}
+
+/// The error for an instance that ended, from its outcome.
+fn ended(o: Option<Outcome>, when: &str) -> ApiError {
+    let Some(o) = o else {
+        return ApiError::guest_crashed(format!("the instance ended {when}"));
+    };
+    match &o.reason {
+        Some(KillReason::Seccomp(name)) => ApiError::guest_killed(format!(
+            "the instance was killed {when}: seccomp violation: {name}"
+        )),
+        Some(KillReason::MemoryLimit) => ApiError::guest_killed(format!(
+            "the instance was killed {when}: memory limit reached"
+        )),
+        _ => ApiError::guest_crashed(format!(
+            "the instance ended {when} ({})",
+            o.describe()
+                .unwrap_or_else(|| format!("exit code {}", o.exit_code()))
+        )),
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), ApiError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+        .map_err(|e| ApiError::unavailable(format!("pipe: {e}")))
+}
+
+fn spawn_log(fd: OwnedFd, worker: &str, object: &str, stream: &'static str) {
+    let worker = worker.to_string();
+    let object = object.to_string();
+    let Ok(rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
+        return;
+    };
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut rx = rx;
+        let mut line: Vec<u8> = Vec::with_capacity(256);
+        let mut skipping = false;
+        let mut chunk = [0u8; 4096];
+        let emit = |l: &[u8], cut: bool| {
+            tracing::info!(target: "warren::guest", %worker, %object, stream, cut, "{}", String::from_utf8_lossy(l));
+        };
+        // lines are bounded: a guest printing forever without a newline costs nothing here
+        while let Ok(n) = rx.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            for &b in &chunk[..n] {
+                if b == b'\n' {
+                    if !skipping {
+                        emit(&line, false);
+                    }
+                    line.clear();
+                    skipping = false;
+                } else if !skipping {
+                    line.push(b);
+                    if line.len() >= MAX_LOG_LINE {
+                        emit(&line, true);
+                        line.clear();
+                        skipping = true;
+                    }
+                }
+            }
+        }
+        if !line.is_empty() {
+            emit(&line, false);
+        }
+    });
+}

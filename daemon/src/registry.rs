@@ -1,0 +1,436 @@
+//! Workers, their versions and their objects, kept in the daemon's own SQLite database
+//! (`<state_dir>/warren.db`, through sqlx). Programs are stored content-addressed under
+//! `<state_dir>/programs/<sha256>`; object databases under
+//! `<state_dir>/objects/<worker>/<sha256 of the object name>.db`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use warren_jail::Program;
+
+use crate::config::WorkerLimits;
+use crate::error::ApiError;
+use crate::names;
+
+/// Largest program accepted.
+pub const MAX_PROGRAM: u64 = 256 << 20;
+
+/// A worker as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerInfo {
+    /// name
+    pub name: String,
+    /// current version
+    pub version: i64,
+    /// content address of the current program
+    pub sha256: String,
+    /// program size, bytes
+    pub size: i64,
+    /// limits
+    pub limits: WorkerLimits,
+    /// when the current version was deployed
+    pub created_at: String,
+}
+
+/// One version of a worker.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionInfo {
+    /// version number
+    pub version: i64,
+    /// content address
+    pub sha256: String,
+    /// size, bytes
+    pub size: i64,
+    /// deploy time
+    pub created_at: String,
+}
+
+/// What an instance needs to run a worker's current version.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    /// version number
+    pub version: i64,
+    /// limits
+    pub limits: WorkerLimits,
+    /// the sealed program
+    pub program: Arc<Program>,
+}
+
+/// The registry.
+#[derive(Debug)]
+pub struct Registry {
+    db: SqlitePool,
+    state_dir: PathBuf,
+    programs: Mutex<HashMap<String, Arc<Program>>>,
+}
+
+impl Registry {
+    /// Open (creating) the state directory and database.
+    pub async fn open(state_dir: &Path) -> anyhow::Result<Self> {
+        for d in ["programs", "objects"] {
+            std::fs::create_dir_all(state_dir.join(d))
+                .map_err(|e| anyhow::anyhow!("create {}: {e}", state_dir.join(d).display()))?;
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(state_dir.join("warren.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5));
+        let db = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|e| anyhow::anyhow!("open {}: {e}", state_dir.join("warren.db").display()))?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS workers (
+                name TEXT PRIMARY KEY, version INTEGER NOT NULL,
+                memory INTEGER NOT NULL, pids INTEGER NOT NULL, cpu REAL NOT NULL,
+                storage INTEGER NOT NULL, max_objects INTEGER NOT NULL, timeout_ms INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS versions (
+                worker TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL,
+                size INTEGER NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (worker, version));
+             CREATE TABLE IF NOT EXISTS objects (
+                worker TEXT NOT NULL, name TEXT NOT NULL, file TEXT NOT NULL,
+                created_at TEXT NOT NULL, PRIMARY KEY (worker, name));",
+        )
+        .execute(&db)
+        .await?;
+        Ok(Registry {
+            db,
+            state_dir: state_dir.to_path_buf(),
+            programs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Store a new version of `name`.
+    pub async fn deploy(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        limits: WorkerLimits,
+    ) -> Result<WorkerInfo, ApiError> {
+        names::check_worker(name)?;
+        let program =
+            Program::from_bytes(name, bytes).map_err(|e| ApiError::not_elf(e.to_string()))?;
+        let sha = names::sha256_hex(bytes);
+        let path = self.state_dir.join("programs").join(&sha);
+        if !path.exists() {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, bytes)
+                .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|e| {
+                    ApiError::internal(format!("store program {}: {e}", path.display()))
+                })?;
+        }
+        self.programs
+            .lock()
+            .expect("program cache lock")
+            .insert(sha.clone(), Arc::new(program));
+        let mut tx = self.db.begin().await?;
+        let version: i64 =
+            sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE worker = ?")
+                .bind(name.to_owned())
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+        sqlx::query("INSERT INTO versions (worker, version, sha256, size, created_at) VALUES (?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))")
+            .bind(name.to_owned())
+            .bind(version)
+            .bind(sha.to_owned())
+            .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO workers (name, version, memory, pids, cpu, storage, max_objects, timeout_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT(name) DO UPDATE SET version = excluded.version, memory = excluded.memory, pids = excluded.pids,
+                     cpu = excluded.cpu, storage = excluded.storage, max_objects = excluded.max_objects, timeout_ms = excluded.timeout_ms")
+            .bind(name.to_owned())
+            .bind(version)
+            .bind(to_i64(limits.memory))
+            .bind(to_i64(limits.pids))
+            .bind(limits.cpu)
+            .bind(to_i64(limits.storage))
+            .bind(to_i64(limits.max_objects))
+            .bind(to_i64(u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX)))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.worker(name).await
+    }
+
+    /// All workers, by name.
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>, ApiError> {
+        let rows = sqlx::query(WORKER_SELECT_ALL).fetch_all(&self.db).await?;
+        Ok(rows.iter().map(worker_from_row).collect())
+    }
+
+    /// One worker.
+    pub async fn worker(&self, name: &str) -> Result<WorkerInfo, ApiError> {
+        names::check_worker(name)?;
+        let row = sqlx::query(WORKER_SELECT_ONE)
+            .bind(name.to_owned())
+            .fetch_optional(&self.db)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("worker {name:?} does not exist")))?;
+        Ok(worker_from_row(&row))
+    }
+
+    /// Every version of a worker.
+    pub async fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, ApiError> {
+        let rows = sqlx::query("SELECT version, sha256, size, created_at FROM versions WHERE worker = ? ORDER BY version")
+            .bind(name.to_owned())
+            .fetch_all(&self.db)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| VersionInfo {
+                version: r.get(0),
+                sha256: r.get(1),
+                size: r.get(2),
+                created_at: r.get(3),
+            })
+            .collect())
+    }
+
+    /// The current version of a worker, ready to run.
+    pub async fn current(&self, name: &str) -> Result<Deployed, ApiError> {
+        let w = self.worker(name).await?;
+        let cached = self
+            .programs
+            .lock()
+            .expect("program cache lock")
+            .get(&w.sha256)
+            .cloned();
+        let program = match cached {
+            Some(p) => p,
+            None => {
+                let path = self.state_dir.join("programs").join(&w.sha256);
+                let p = Arc::new(
+                    Program::from_path(&path).map_err(|e| ApiError::internal(e.to_string()))?,
+                );
+                self.programs
+                    .lock()
+                    .expect("program cache lock")
+                    .insert(w.sha256.clone(), Arc::clone(&p));
+                p
+            }
+        };
+        Ok(Deployed {
+            version: w.version,
+            limits: w.limits,
+            program,
+        })
+    }
+
+    /// The database file of `object`, registering the object if it is new (refused past the
+    /// worker's `max_objects`).
+    pub async fn object_file(
+        &self,
+        worker: &str,
+        object: &str,
+        max_objects: u64,
+    ) -> Result<PathBuf, ApiError> {
+        names::check_object(object)?;
+        let stem = names::object_file_stem(object);
+        let dir = self.state_dir.join("objects").join(worker);
+        let path = dir.join(format!("{stem}.db"));
+        let known = sqlx::query("SELECT 1 FROM objects WHERE worker = ? AND name = ?")
+            .bind(worker.to_owned())
+            .bind(object.to_owned())
+            .fetch_optional(&self.db)
+            .await?
+            .is_some();
+        if !known {
+            let count: i64 = sqlx::query("SELECT COUNT(*) FROM objects WHERE worker = ?")
+                .bind(worker.to_owned())
+                .fetch_one(&self.db)
+                .await?
+                .get(0);
+            if u64::try_from(count).unwrap_or(0) >= max_objects {
+                return Err(ApiError::too_many_objects(format!(
+                    "worker {worker:?} already has {count} objects (its limit is {max_objects})"
+                )));
+            }
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| ApiError::internal(format!("create {}: {e}", dir.display())))?;
+            sqlx::query("INSERT OR IGNORE INTO objects (worker, name, file, created_at) VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))")
+                .bind(worker.to_owned())
+                .bind(object.to_owned())
+                .bind(format!("{stem}.db"))
+                .execute(&self.db)
+                .await?;
+        }
+        Ok(path)
+    }
+
+    /// Objects of a worker with their database sizes.
+    pub async fn objects(&self, worker: &str) -> Result<Vec<(String, u64)>, ApiError> {
+        self.worker(worker).await?;
+        let rows = sqlx::query("SELECT name, file FROM objects WHERE worker = ? ORDER BY name")
+            .bind(worker.to_owned())
+            .fetch_all(&self.db)
+            .await?;
+        let dir = self.state_dir.join("objects").join(worker);
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let file: String = r.get(1);
+                let base = dir.join(&file);
+                let size = ["", "-wal"]
+                    .iter()
+                    .filter_map(|s| std::fs::metadata(format!("{}{s}", base.display())).ok())
+                    .map(|m| m.len())
+                    .sum();
+                (r.get(0), size)
+            })
+            .collect())
+    }
+
+    /// Forget an object and delete its database files.
+    pub async fn delete_object(&self, worker: &str, object: &str) -> Result<(), ApiError> {
+        names::check_object(object)?;
+        let gone = sqlx::query("DELETE FROM objects WHERE worker = ? AND name = ?")
+            .bind(worker.to_owned())
+            .bind(object.to_owned())
+            .execute(&self.db)
+            .await?
+            .rows_affected();
+        if gone == 0 {
+            return Err(ApiError::not_found(format!(
+                "worker {worker:?} has no object {object:?}"
+            )));
+        }
+        let base = self
+            .state_dir
+            .join("objects")
+            .join(worker)
+            .join(format!("{}.db", names::object_file_stem(object)));
+        remove_db_files(&base);
+        Ok(())
+    }
+
+    /// Delete a worker, its versions and all its objects. Returns how many objects it had.
+    pub async fn delete_worker(&self, worker: &str) -> Result<u64, ApiError> {
+        self.worker(worker).await?;
+        let mut tx = self.db.begin().await?;
+        let objects = sqlx::query("DELETE FROM objects WHERE worker = ?")
+            .bind(worker.to_owned())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM versions WHERE worker = ?")
+            .bind(worker.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM workers WHERE name = ?")
+            .bind(worker.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let dir = self.state_dir.join("objects").join(worker);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| ApiError::internal(format!("remove {}: {e}", dir.display())))?;
+        }
+        Ok(objects)
+    }
+}
+
+fn remove_db_files(base: &Path) {
+    for s in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{s}", base.display()));
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+const WORKER_SELECT_ALL: &str = "SELECT w.name, w.version, v.sha256, v.size, v.created_at, w.memory, w.pids, w.cpu, w.storage, w.max_objects, w.timeout_ms
+     FROM workers w JOIN versions v ON v.worker = w.name AND v.version = w.version ORDER BY w.name";
+const WORKER_SELECT_ONE: &str = "SELECT w.name, w.version, v.sha256, v.size, v.created_at, w.memory, w.pids, w.cpu, w.storage, w.max_objects, w.timeout_ms
+     FROM workers w JOIN versions v ON v.worker = w.name AND v.version = w.version WHERE w.name = ?";
+
+fn worker_from_row(r: &sqlx::sqlite::SqliteRow) -> WorkerInfo {
+    let u = |i: usize| u64::try_from(r.get::<i64, _>(i)).unwrap_or(0);
+    WorkerInfo {
+        name: r.get(0),
+        version: r.get(1),
+        sha256: r.get(2),
+        size: r.get(3),
+        created_at: r.get(4),
+        limits: WorkerLimits {
+            memory: u(5),
+            pids: u(6),
+            cpu: r.get(7),
+            storage: u(8),
+            max_objects: u(9),
+            timeout: Duration::from_millis(u(10)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn deploy_versions_objects_and_delete() {
+        let t = tempfile::tempdir().unwrap();
+        let r = Registry::open(t.path()).await.unwrap();
+        let elf = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let e = r
+            .deploy("shop", b"#!/bin/sh\n", WorkerLimits::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "not_elf");
+        assert_eq!(
+            r.deploy("Bad/Name", &elf, WorkerLimits::default())
+                .await
+                .unwrap_err()
+                .code,
+            "bad_name"
+        );
+        let w = r
+            .deploy("shop", &elf, WorkerLimits::default())
+            .await
+            .unwrap();
+        assert_eq!(w.version, 1);
+        let w = r
+            .deploy(
+                "shop",
+                &elf,
+                WorkerLimits {
+                    max_objects: 1,
+                    ..WorkerLimits::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(w.version, 2);
+        assert_eq!(r.versions("shop").await.unwrap().len(), 2);
+        assert!(t.path().join("programs").join(&w.sha256).exists());
+        let f = r.object_file("shop", "../../etc/passwd", 1).await.unwrap();
+        assert!(f.starts_with(t.path().join("objects/shop")));
+        assert_eq!(
+            r.object_file("shop", "second", 1).await.unwrap_err().code,
+            "too_many_objects"
+        );
+        // an existing object still works at the limit
+        r.object_file("shop", "../../etc/passwd", 1).await.unwrap();
+        assert_eq!(r.objects("shop").await.unwrap().len(), 1);
+        r.delete_object("shop", "../../etc/passwd").await.unwrap();
+        assert_eq!(
+            r.delete_object("shop", "nope").await.unwrap_err().code,
+            "not_found"
+        );
+        assert_eq!(r.delete_worker("shop").await.unwrap(), 0);
+        assert_eq!(r.worker("shop").await.unwrap_err().code, "not_found");
+    }
+}
