@@ -129,4 +129,44 @@ fn main() {
     );
 
     println!("cargo:rustc-env=WARREN_PROBE_DIR={}", probe_out.display());
+
+    compile_c_guest(&cc, &manifest_dir, &out_dir);
+}
+
+// ---- The C example guest (owned by the guest-SDK side; keep separate from the probes) ----
+
+/// Compiles `examples/c/counter.c`, the counter guest written in C from
+/// `docs/protocol.md` alone, with `gcc -O2 -Wall -Werror` (dynamically linked) into
+/// `$OUT_DIR/examples/c_counter`, and exports its path as `WARREN_C_GUEST`
+/// (see `warren::c_guest()`). A failing compile panics, like the probes.
+fn compile_c_guest(cc: &str, manifest_dir: &Path, out_dir: &Path) {
+    let source = manifest_dir.join("examples").join("c").join("counter.c");
+    let out = out_dir.join("examples");
+    std::fs::create_dir_all(&out)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", out.display()));
+    let output = out.join("c_counter");
+    println!("cargo:rerun-if-changed={}", source.display());
+    let result = Command::new(cc)
+        .args(["-O2", "-Wall", "-Werror", "-o"])
+        .arg(&output)
+        .arg(&source)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run the C compiler `{cc}` to build the C example guest {}: {e}; \
+                 install gcc (Debian: `apt-get install gcc libc6-dev`)",
+                source.display()
+            )
+        });
+    assert!(
+        result.status.success(),
+        "`{cc}` failed ({}) building {} -> {}:\n{}{}",
+        result.status,
+        source.display(),
+        output.display(),
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr),
+    );
+    println!("cargo:rustc-env=WARREN_C_GUEST={}", output.display());
 }

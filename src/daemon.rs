@@ -242,12 +242,9 @@ fn parse(raw: &[u8]) -> Reply {
 
 fn unchunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let n = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
-        if n == 0 {
+        if n == 0 || b.len() < eol + 2 + n + 2 {
             break;
         }
         out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
@@ -271,4 +268,57 @@ pub fn example(name: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// A kept-alive HTTP/1.1 connection to the daemon (for benchmarks: no connect per request).
+#[derive(Debug)]
+pub struct Conn {
+    stream: std::io::BufReader<UnixStream>,
+}
+
+impl Conn {
+    /// Connect to the control socket.
+    pub fn open(socket: &Path) -> Conn {
+        let s = UnixStream::connect(socket)
+            .unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
+        Conn {
+            stream: std::io::BufReader::new(s),
+        }
+    }
+
+    /// One request; returns status and body.
+    pub fn request(&mut self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        use std::io::BufRead;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: warren\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        let s = self.stream.get_mut();
+        s.write_all(head.as_bytes()).expect("write");
+        s.write_all(body).expect("write");
+        let mut line = String::new();
+        self.stream.read_line(&mut line).expect("status line");
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {line:?}"));
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).expect("header");
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body).expect("body");
+        (status, body)
+    }
 }

@@ -16,6 +16,8 @@
 //! Everything here panics with a clear message instead of returning errors: a
 //! missing binary, probe or isolation layer must fail the test, never skip it.
 
+pub mod daemon;
+
 use std::collections::hash_map::RandomState;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -433,4 +435,20 @@ fn collect(mut child: Child, command: String) -> Outcome {
         stdout,
         stderr,
     }
+}
+
+/// Path of the C example guest (`examples/c/counter.c`: the counter, written in C from
+/// `docs/protocol.md` alone), compiled by `build.rs` into `$OUT_DIR/examples/c_counter`.
+///
+/// # Panics
+///
+/// If the guest was not built (which means `build.rs` and `examples/c/` disagree).
+pub fn c_guest() -> PathBuf {
+    let path = PathBuf::from(env!("WARREN_C_GUEST"));
+    assert!(
+        path.is_file(),
+        "the C example guest is missing at {}: build.rs compiles examples/c/counter.c there",
+        path.display()
+    );
+    path
 }

@@ -24,7 +24,7 @@ use futures_util::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Column, Connection, Either, Executor, Row, SqliteConnection, ValueRef};
 
-use crate::frame::Value;
+use warren_guest::{Rows, Value};
 
 /// Statement time limit.
 pub const STATEMENT_TIME: Duration = Duration::from_secs(1);
@@ -51,18 +51,8 @@ impl SqlFailure {
     }
 }
 
-/// A successful guest statement.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SqlOutput {
-    /// column names
-    pub columns: Vec<String>,
-    /// rows
-    pub rows: Vec<Vec<Value>>,
-    /// rows inserted, updated or deleted
-    pub rows_changed: u64,
-    /// rowid of the last insert
-    pub last_insert_id: i64,
-}
+/// A successful guest statement: the protocol's `SQL_RESULT`.
+pub type SqlOutput = Rows;
 
 struct Deadline {
     base: Instant,

@@ -15,7 +15,7 @@ use warren_jail::{KillHandle, KillReason, Limits, Outcome, StartRequest};
 
 use crate::broker::ObjectDb;
 use crate::error::ApiError;
-use crate::frame::{self, GuestFrame, Out, MAX_FRAME};
+use crate::frame::{self, Frame, MAX_FRAME, VERSION};
 use crate::registry::Deployed;
 
 /// Longest a guest may take to say hello.
@@ -144,31 +144,33 @@ impl Instance {
             o = &mut self.exited => return Err(ended(o.ok(), "before saying hello")),
             _ = tokio::time::sleep(HELLO_TIME) => {
                 self.kill.kill();
-                return Err(ApiError::guest_timeout(format!("the guest did not say hello within {}s", HELLO_TIME.as_secs())));
+                return Err(ApiError::guest_timeout(format!(
+                    "the guest did not say hello within {}s",
+                    HELLO_TIME.as_secs()
+                )));
             }
         };
         match first {
-            Ok(GuestFrame::Hello { version: 1, .. }) => {
-                frame::write(&mut self.sock, &Out::hello(MAX_FRAME))
+            Ok(Frame::GuestHello {
+                version: VERSION, ..
+            }) => {
+                let hello = Frame::SupervisorHello {
+                    version: VERSION,
+                    max_frame: MAX_FRAME,
+                };
+                frame::write(&mut self.sock, &hello)
                     .await
                     .map_err(|e| ApiError::guest_crashed(format!("guest socket: {e}")))
             }
-            Ok(GuestFrame::Hello { version, .. }) => {
-                let _ = frame::write(
-                    &mut self.sock,
-                    &Out::error(&format!(
-                        "unsupported protocol version {version}; this supervisor speaks 1"
-                    )),
-                )
-                .await;
-                self.kill.kill();
-                Err(ApiError::guest_protocol(format!(
-                    "the guest speaks protocol version {version}; warrend speaks 1"
-                )))
+            Ok(Frame::GuestHello { version, .. }) => {
+                let why = format!(
+                    "unsupported protocol version {version}; this supervisor speaks {VERSION}"
+                );
+                self.fail_protocol(&why).await
             }
             Ok(other) => {
-                self.fail_protocol(&format!("expected HELLO first, got {}", frame_name(&other)))
-                    .await
+                let why = format!("expected HELLO first, got {}", frame::name(&other));
+                self.fail_protocol(&why).await
             }
             Err(frame::FrameError::Eof) => Err(self
                 .crashed(
@@ -182,7 +184,10 @@ impl Instance {
 
     async fn fail_protocol<T>(&mut self, why: &str) -> Result<T, ApiError> {
         tracing::warn!(worker = %self.worker, object = %self.object, "guest protocol error: {why}; ending the instance");
-        let _ = frame::write(&mut self.sock, &Out::error(why)).await;
+        let error = Frame::Error {
+            message: why.to_string(),
+        };
+        let _ = frame::write(&mut self.sock, &error).await;
         self.kill.kill();
         Err(ApiError::guest_protocol(format!(
             "the guest broke the protocol: {why}"
@@ -200,15 +205,15 @@ impl Instance {
         let id = self.next_id;
         self.next_id += 1;
         let deadline = tokio::time::Instant::now() + timeout;
-        let frame = Out::request(
+        let request = Frame::Request(warren_guest::Request {
             id,
-            &req.method,
-            &req.path,
-            &req.query,
-            &req.headers,
-            &req.body,
-        );
-        if let Err(e) = frame::write(&mut self.sock, &frame).await {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            query: req.query.clone(),
+            headers: req.headers.clone(),
+            body: req.body.clone(),
+        });
+        if let Err(e) = frame::write(&mut self.sock, &request).await {
             return Err(self
                 .crashed("while handling the request", format!("guest socket: {e}"))
                 .await);
@@ -219,69 +224,54 @@ impl Instance {
                 o = &mut self.exited => return Err(ended(o.ok(), "while handling the request")),
                 _ = tokio::time::sleep_until(deadline) => {
                     self.kill.kill();
-                    return Err(ApiError::guest_timeout(format!("the request took longer than {}ms; the instance was killed", timeout.as_millis())));
+                    return Err(ApiError::guest_timeout(format!(
+                        "the request took longer than {}ms; the instance was killed",
+                        timeout.as_millis()
+                    )));
                 }
             };
-            match next {
-                Ok(GuestFrame::Sql {
+            let answer = match next {
+                Ok(Frame::Sql {
                     id: sid,
                     statement,
                     params,
-                }) if sid == id => {
-                    let answer = match crate::sendable(db.run(&statement, &params)).await {
-                        Ok(out) => Out::sql_result(
-                            &out.columns,
-                            &out.rows,
-                            out.rows_changed,
-                            out.last_insert_id,
-                        ),
-                        Err(f) => Out::sql_error(f.code, &f.message),
-                    };
-                    if let Err(e) = frame::write(&mut self.sock, &answer).await {
-                        return Err(self
-                            .crashed("while handling the request", format!("guest socket: {e}"))
-                            .await);
+                }) if sid == id => match crate::sendable(db.run(&statement, &params)).await {
+                    Ok(rows) => Frame::SqlResult(rows),
+                    Err(f) => Frame::SqlError {
+                        code: f.code,
+                        message: f.message,
+                    },
+                },
+                Ok(Frame::Tx { id: tid, op }) if tid == id => {
+                    match crate::sendable(db.tx(op.to_u8())).await {
+                        Ok(()) => Frame::SqlResult(warren_guest::Rows::default()),
+                        Err(f) => Frame::SqlError {
+                            code: f.code,
+                            message: f.message,
+                        },
                     }
                 }
-                Ok(GuestFrame::Tx { id: tid, op }) if tid == id => {
-                    let answer = match crate::sendable(db.tx(op)).await {
-                        Ok(()) => Out::sql_result(&[], &[], 0, 0),
-                        Err(f) => Out::sql_error(f.code, &f.message),
-                    };
-                    if let Err(e) = frame::write(&mut self.sock, &answer).await {
-                        return Err(self
-                            .crashed("while handling the request", format!("guest socket: {e}"))
-                            .await);
-                    }
-                }
-                Ok(GuestFrame::Response {
-                    id: rid,
-                    status,
-                    headers,
-                    body,
-                }) if rid == id => {
+                Ok(Frame::Response { id: rid, response }) if rid == id => {
+                    let status = response.status;
                     if !(100..=599).contains(&status) {
-                        return self
-                            .fail_protocol(&format!("response status {status} is outside 100-599"))
-                            .await;
+                        let why = format!("response status {status} is outside 100-599");
+                        return self.fail_protocol(&why).await;
                     }
                     return Ok(GuestResponse {
                         status,
-                        headers,
-                        body,
+                        headers: response.headers,
+                        body: response.body,
                     });
                 }
-                Ok(GuestFrame::Error(m)) => {
+                Ok(Frame::Error { message }) => {
                     self.kill.kill();
-                    return Err(ApiError::guest_crashed(format!("the guest gave up: {m}")));
+                    return Err(ApiError::guest_crashed(format!(
+                        "the guest gave up: {message}"
+                    )));
                 }
                 Ok(other) => {
-                    return self
-                        .fail_protocol(&format!(
-                            "unexpected {} during request {id}",
-                            frame_name(&other)
-                        ))
-                        .await
+                    let why = format!("unexpected {} during request {id}", frame::name(&other));
+                    return self.fail_protocol(&why).await;
                 }
                 Err(frame::FrameError::Eof) => {
                     return Err(self
@@ -292,6 +282,11 @@ impl Instance {
                         .await);
                 }
                 Err(e) => return self.fail_protocol(&e.to_string()).await,
+            };
+            if let Err(e) = frame::write(&mut self.sock, &answer).await {
+                return Err(self
+                    .crashed("while handling the request", format!("guest socket: {e}"))
+                    .await);
             }
         }
     }
@@ -316,16 +311,6 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.kill.kill();
-    }
-}
-
-fn frame_name(f: &GuestFrame) -> &'static str {
-    match f {
-        GuestFrame::Hello { .. } => "HELLO",
-        GuestFrame::Response { .. } => "RESPONSE",
-        GuestFrame::Sql { .. } => "SQL",
-        GuestFrame::Tx { .. } => "TX",
-        GuestFrame::Error(_) => "ERROR",
     }
 }
 

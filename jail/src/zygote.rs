@@ -40,7 +40,9 @@ impl Zygote {
     /// zygote's own error (naming the isolation layer) if it cannot make cells here.
     pub fn start(profile: Profile, limits: Limits) -> Result<Self> {
         let cgroups = if profile.layers.cgroups {
-            Some(CgroupDriver::detect(CGROUP_GROUP)?)
+            let d = CgroupDriver::detect(CGROUP_GROUP)?;
+            d.sweep_stale();
+            Some(d)
         } else {
             None
         };

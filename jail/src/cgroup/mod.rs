@@ -116,6 +116,37 @@ impl CgroupDriver {
         })
     }
 
+    /// Remove cell cgroups left behind by supervisors that are gone (killed with SIGKILL, say):
+    /// `cell-<pid>-<n>` directories whose `<pid>` no longer runs. Returns how many went.
+    pub fn sweep_stale(&self) -> usize {
+        let bases = match self {
+            CgroupDriver::V1(d) => d.base_dirs(),
+            CgroupDriver::V2(d) => vec![d.cells_dir()],
+        };
+        let mut stale = std::collections::BTreeSet::new();
+        for base in &bases {
+            let Ok(entries) = std::fs::read_dir(base) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let owner = name
+                    .strip_prefix("cell-")
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|p| p.parse::<i32>().ok());
+                if let Some(pid) = owner {
+                    if !Path::new(&format!("/proc/{pid}")).exists() {
+                        stale.insert(name);
+                    }
+                }
+            }
+        }
+        stale
+            .iter()
+            .filter(|name| self.open_cell(name).and_then(|c| c.remove()).is_ok())
+            .count()
+    }
+
     /// A one-line description for `doctor` and logs.
     pub fn describe(&self) -> String {
         match self {

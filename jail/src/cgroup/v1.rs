@@ -100,7 +100,7 @@ impl V1 {
         )
     }
 
-    fn base_dirs(&self) -> Vec<PathBuf> {
+    pub(crate) fn base_dirs(&self) -> Vec<PathBuf> {
         let mut v = vec![self.memory.clone(), self.pids.clone(), self.cpu.clone()];
         v.extend(self.cpuacct.iter().cloned());
         v.extend(self.freezer.iter().cloned());

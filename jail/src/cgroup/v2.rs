@@ -60,6 +60,10 @@ impl V2 {
         Ok(V2 { cells })
     }
 
+    pub(crate) fn cells_dir(&self) -> PathBuf {
+        self.cells.clone()
+    }
+
     pub(crate) fn cell_paths(&self, name: &str) -> V2Cell {
         V2Cell {
             dir: self.cells.join(name),
@@ -182,6 +186,24 @@ mod tests {
         assert_eq!(r("cells/cell-9/cgroup.procs"), "42");
         c.kill().unwrap();
         assert_eq!(r("cells/cell-9/cgroup.kill"), "1");
+    }
+
+    #[test]
+    fn stale_cells_of_dead_supervisors_are_swept() {
+        let t = fake_root("cpu memory pids");
+        std::fs::create_dir(t.path().join("cells")).unwrap();
+        std::fs::write(t.path().join("cells/cgroup.controllers"), "cpu memory pids").unwrap();
+        let d = super::super::CgroupDriver::V2(V2::with_base(t.path()).unwrap());
+        // pid 2^22+1 is above the kernel's pid_max: never running
+        let dead = t.path().join("cells/cell-4194305-0");
+        let alive = t
+            .path()
+            .join(format!("cells/cell-{}-0", std::process::id()));
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::create_dir(&alive).unwrap();
+        assert_eq!(d.sweep_stale(), 1);
+        assert!(!dead.exists());
+        assert!(alive.exists());
     }
 
     #[test]
