@@ -6,8 +6,9 @@
 //! * insert: round trip with one committed single-row insert (`synchronous=FULL`);
 //! * throughput: requests per second with 1 and 32 concurrent clients, each on its own object
 //!   (warm, no SQL);
-//! * references measured in the same run: a raw Unix socketpair round trip (1 byte each way,
-//!   two threads) and a plain fork+exec+wait of a static no-op program.
+//! * references measured in the same run: a raw Unix socketpair round trip (1 byte each way)
+//!   between two threads and between two processes, and a plain fork+exec+wait of a static
+//!   no-op program.
 //!
 //! The guest is the `hostile` test guest: `GET /big?n=2` answers two bytes without SQL,
 //! `POST /write` inserts one row. Run as root: `cargo bench --bench daemon`
@@ -23,6 +24,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
+    // measured first, while this process is single-threaded (it forks)
+    let pair_proc = socketpair_round_trip_processes(iters * 10);
     let d = Daemon::start_with("pool_size = 8\nidle_timeout = \"10m\"\nmax_instances = 4096");
     let r = d.deploy("bench", &example("hostile"), "timeout=10s");
     assert_eq!(r.status, 201, "{}", r.text());
@@ -96,7 +99,14 @@ fn main() {
         &insert,
         Some(("socketpair", pair_med)),
     );
-    p("reference: socketpair round trip", &pair, None);
+    let proc_med = pct(&pair_proc, 50);
+    p(
+        "warm round trip (no SQL)",
+        &warm,
+        Some(("socketpair 2 procs", proc_med)),
+    );
+    p("reference: socketpair, 2 threads", &pair, None);
+    p("reference: socketpair, 2 processes", &pair_proc, None);
     p("reference: fork+exec+wait (static)", &fork, None);
     println!("throughput, warm, no SQL: 1 client {rps1:.0} req/s; 32 clients on 32 objects {rps32:.0} req/s");
 }
@@ -157,6 +167,39 @@ fn socketpair_round_trip(n: usize) -> Vec<Duration> {
     drop(a);
     let _ = echo.join();
     out
+}
+
+/// Round trips of one byte between this process and a forked echo process.
+fn socketpair_round_trip_processes(n: usize) -> Vec<Duration> {
+    let (mut a, mut b) = std::os::unix::net::UnixStream::pair().expect("pair");
+    // SAFETY: this process is single-threaded here; the child only echoes bytes and exits.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Child => {
+            drop(a);
+            let mut buf = [0u8; 1];
+            while b.read_exact(&mut buf).is_ok() {
+                if b.write_all(&buf).is_err() {
+                    break;
+                }
+            }
+            std::process::exit(0)
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(b);
+            let mut buf = [0u8; 1];
+            let out = (0..n)
+                .map(|_| {
+                    let t = Instant::now();
+                    a.write_all(b"x").expect("write");
+                    a.read_exact(&mut buf).expect("read");
+                    t.elapsed()
+                })
+                .collect();
+            drop(a);
+            let _ = nix::sys::wait::waitpid(child, None);
+            out
+        }
+    }
 }
 
 fn fork_exec(n: usize) -> Vec<Duration> {

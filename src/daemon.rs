@@ -78,8 +78,12 @@ impl Daemon {
 
     fn spawn(&mut self) {
         let config = self.dir.path().join("warrend.toml");
-        std::fs::write(&config, format!("pool_size = 2\n{}\n", self.extra_config))
-            .expect("write config");
+        let pool = if self.extra_config.contains("pool_size") {
+            ""
+        } else {
+            "pool_size = 2\n"
+        };
+        std::fs::write(&config, format!("{pool}{}\n", self.extra_config)).expect("write config");
         let log = std::fs::File::create(self.dir.path().join("warrend.log")).expect("log file");
         let child = Command::new(crate::bin("warrend"))
             .arg("--config")

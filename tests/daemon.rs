@@ -436,3 +436,116 @@ fn the_control_socket_is_0660_and_ingress_serves_objects_but_never_admin() {
     );
     let _ = http;
 }
+
+#[test]
+fn the_warren_cli_drives_the_daemon() {
+    let d = Daemon::start();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(warren::bin("warren"))
+            .arg("--socket")
+            .arg(d.socket())
+            .args(args)
+            .output()
+            .expect("run warren");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let counter = example("counter");
+    let (code, _, err) = cli(&[
+        "deploy",
+        "counter",
+        counter.to_str().unwrap(),
+        "--memory",
+        "64M",
+        "--timeout",
+        "5s",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        cli(&["fetch", "counter", "alice", "/increment", "-X", "POST"])
+            .1
+            .trim(),
+        "1"
+    );
+    assert_eq!(
+        cli(&["fetch", "counter", "alice", "/increment", "-X", "POST"])
+            .1
+            .trim(),
+        "2"
+    );
+    assert_eq!(cli(&["fetch", "counter", "alice"]).1.trim(), "2");
+    let (code, out, _) = cli(&["ls"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("counter"), "{out}");
+    let (code, out, _) = cli(&["ls", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["workers"][0]["name"], "counter");
+    let (code, out, _) = cli(&["objects", "counter"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("alice"), "{out}");
+    // a status >= 400 exits non-zero with one line on stderr
+    let (code, _, err) = cli(&["fetch", "counter", "alice", "/nope"]);
+    assert_ne!(code, 0);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (code, _, err) = cli(&["fetch", "ghost", "alice"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.starts_with("warren: ") && err.contains("ghost"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&["deploy", "bad", "/etc/hostname"]);
+    assert_ne!(code, 0);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(cli(&["rm", "counter", "alice"]).0, 0);
+    assert_eq!(cli(&["fetch", "counter", "alice"]).1.trim(), "0");
+    assert_eq!(cli(&["rm", "counter"]).0, 0);
+    assert_ne!(cli(&["fetch", "counter", "alice"]).0, 0);
+}
+
+#[test]
+fn the_control_socket_refuses_peers_outside_root_and_the_group() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let d = Daemon::start();
+    // open the path up so only SO_PEERCRED stands between an unprivileged peer and the API
+    std::fs::set_permissions(
+        d.socket().parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(d.socket(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let socket = d.socket();
+    let mut cmd = std::process::Command::new("/usr/bin/python3");
+    cmd.arg("-c").arg(
+        "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n\
+         s.sendall(b'GET /v1/workers HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n')\n\
+         d=b''\nwhile True:\n  c=s.recv(4096)\n  if not c: break\n  d+=c\nsys.stdout.write(d.decode())",
+    );
+    cmd.arg(&socket);
+    // SAFETY: setgid/setuid to nobody in the child before exec; both are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("run python as nobody");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("HTTP/1.1 403"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("\"forbidden\""), "{text}");
+    // root is served
+    assert_eq!(d.request("GET", "/v1/workers", b"").status, 200);
+}

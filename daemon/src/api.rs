@@ -289,7 +289,10 @@ async fn route_control(app: &Arc<App>, req: Request<Incoming>) -> Result<Respons
             let objects = app.registry.objects(&name).await?;
             let list: Vec<_> = objects
                 .into_iter()
-                .map(|(o, bytes)| serde_json::json!({"name": o, "bytes": bytes}))
+                .map(|(o, bytes)| {
+                    let active = app.router.is_active(&name, &o);
+                    serde_json::json!({"name": o, "bytes": bytes, "active": active})
+                })
                 .collect();
             Ok(json(
                 StatusCode::OK,
@@ -385,7 +388,7 @@ async fn fetch(
             HeaderName::from_bytes(k.as_bytes()),
             HeaderValue::from_bytes(&v),
         ) {
-            (Ok(k), Ok(v)) if k != "x-warren-error" => {
+            (Ok(k), Ok(v)) if !SUPERVISOR_HEADERS.contains(&k.as_str()) => {
                 r.headers_mut().append(k, v);
             }
             _ => tracing::debug!(%worker, %object, "dropping invalid response header {k:?}"),
@@ -393,6 +396,18 @@ async fn fetch(
     }
     Ok(r)
 }
+
+/// Response headers a guest may not set: framing is the supervisor's, and `x-warren-error`
+/// marks the daemon's own errors.
+const SUPERVISOR_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "proxy-connection",
+    "x-warren-error",
+];
 
 fn parse_limits(query: &str, defaults: WorkerLimits) -> Result<WorkerLimits, ApiError> {
     let mut l = defaults;

@@ -234,7 +234,7 @@ impl ObjectDb {
         statement: &str,
         params: &[Value],
     ) -> Result<SqlOutput, SqlFailure> {
-        self.check_statement(statement).await?;
+        let columns = self.check_statement(statement).await?;
         let at = self.deadline.base.elapsed() + STATEMENT_TIME;
         self.deadline.at.store(
             u64::try_from(at.as_nanos()).unwrap_or(u64::MAX),
@@ -242,7 +242,13 @@ impl ObjectDb {
         );
         let result = self.execute(statement, params).await;
         self.deadline.at.store(0, Ordering::Relaxed);
-        result
+        result.map(|mut rows| {
+            // a query that returned no rows still names its columns
+            if rows.columns.is_empty() {
+                rows.columns = columns;
+            }
+            rows
+        })
     }
 
     async fn execute(
@@ -312,8 +318,8 @@ impl ObjectDb {
     }
 
     /// Prepare the statement once under the authorizer: refuses what guests may not do and
-    /// more than one statement per call.
-    async fn check_statement(&mut self, statement: &str) -> Result<(), SqlFailure> {
+    /// more than one statement per call. Returns the statement's column names.
+    async fn check_statement(&mut self, statement: &str) -> Result<Vec<String>, SqlFailure> {
         let c =
             CString::new(statement).map_err(|_| SqlFailure::new(1, "statement contains NUL"))?;
         let mut h = self
@@ -360,6 +366,24 @@ impl ObjectDb {
                 },
             ));
         }
+        let mut columns = Vec::new();
+        if !stmt.is_null() {
+            // SAFETY: `stmt` is a live prepared statement of this connection, finalized below.
+            let n = unsafe { libsqlite3_sys::sqlite3_column_count(stmt) };
+            for i in 0..n {
+                // SAFETY: `i` is below the column count; the name is a NUL-terminated string
+                // owned by the statement, copied before the statement is finalized.
+                let name = unsafe { libsqlite3_sys::sqlite3_column_name(stmt, i) };
+                if !name.is_null() {
+                    // SAFETY: as above.
+                    columns.push(
+                        unsafe { std::ffi::CStr::from_ptr(name) }
+                            .to_string_lossy()
+                            .into_owned(),
+                    );
+                }
+            }
+        }
         // SAFETY: `stmt` came from prepare_v2 on this connection (or is NULL, which finalize
         // accepts); `tail` points into `c`, which is alive.
         let rest = unsafe {
@@ -376,7 +400,77 @@ impl ObjectDb {
                 "one statement per SQL frame (found more after the first)",
             ));
         }
-        Ok(())
+        Ok(columns)
+    }
+}
+
+/// The storage of one request: the object's database, opened and put in a transaction only
+/// when the guest first uses it, so a request that touches no data costs no database work.
+#[derive(Debug)]
+pub struct RequestStore<'a> {
+    db: &'a mut Option<ObjectDb>,
+    path: &'a Path,
+    quota: u64,
+    begun: bool,
+}
+
+impl<'a> RequestStore<'a> {
+    /// The store of a request to the object whose database is (or will be) `db` at `path`.
+    pub fn new(db: &'a mut Option<ObjectDb>, path: &'a Path, quota: u64) -> Self {
+        RequestStore {
+            db,
+            path,
+            quota,
+            begun: false,
+        }
+    }
+
+    async fn ready(&mut self) -> Result<&mut ObjectDb, SqlFailure> {
+        if self.db.is_none() {
+            let db = ObjectDb::open(self.path, self.quota).await.map_err(|e| {
+                tracing::error!("{e}");
+                SqlFailure::new(7, "the object's database cannot be opened")
+            })?;
+            *self.db = Some(db);
+        }
+        let db = self.db.as_mut().expect("opened above");
+        if !self.begun {
+            db.begin().await.map_err(|e| {
+                tracing::error!("begin: {e}");
+                SqlFailure::new(7, "the object's database cannot start a transaction")
+            })?;
+            self.begun = true;
+        }
+        Ok(db)
+    }
+
+    /// Run a guest statement.
+    pub async fn run(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlFailure> {
+        self.ready().await?.run(statement, params).await
+    }
+
+    /// A guest savepoint operation.
+    pub async fn tx(&mut self, op: u8) -> Result<(), SqlFailure> {
+        self.ready().await?.tx(op).await
+    }
+
+    /// End the request: commit when `commit` (and the quota was not hit), else roll back.
+    /// Returns whether anything was committed.
+    pub async fn finish(self, commit: bool) -> Result<bool, sqlx::Error> {
+        if !self.begun {
+            return Ok(false);
+        }
+        let db = self.db.as_mut().expect("begun implies open");
+        if commit && !db.poisoned {
+            if let Err(e) = db.commit().await {
+                let _ = db.rollback().await;
+                return Err(e);
+            }
+            Ok(true)
+        } else {
+            db.rollback().await?;
+            Ok(false)
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use warren_jail::pool::HuskPool;
 use warren_jail::{KillHandle, KillReason, Limits, Outcome, StartRequest};
 
-use crate::broker::ObjectDb;
+use crate::broker::RequestStore;
 use crate::error::ApiError;
 use crate::frame::{self, Frame, MAX_FRAME, VERSION};
 use crate::registry::Deployed;
@@ -66,7 +66,7 @@ impl Instance {
     /// Start `deployed` for `object` in a husk from `pool` and complete the handshake.
     pub async fn start(
         pool: Arc<HuskPool>,
-        deployed: Deployed,
+        deployed: Arc<Deployed>,
         worker: String,
         object: String,
     ) -> Result<Instance, ApiError> {
@@ -198,7 +198,7 @@ impl Instance {
     /// transaction; on any error the instance is dead and must be dropped.
     pub async fn call(
         &mut self,
-        db: &mut ObjectDb,
+        db: &mut RequestStore<'_>,
         req: &GuestRequest,
         timeout: Duration,
     ) -> Result<GuestResponse, ApiError> {

@@ -11,19 +11,22 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use warren_jail::pool::HuskPool;
 
-use crate::broker::ObjectDb;
+use crate::broker::{ObjectDb, RequestStore};
 use crate::error::ApiError;
 use crate::instance::{GuestRequest, GuestResponse, Instance};
+use crate::registry::Deployed;
 use crate::registry::Registry;
 use crate::sendable;
 
 /// Requests that may wait for one object.
 const QUEUE_DEPTH: usize = 1024;
 
-type Job = (
-    GuestRequest,
-    oneshot::Sender<Result<GuestResponse, ApiError>>,
-);
+/// One request waiting for its object, with what the router already looked up.
+struct Job {
+    req: GuestRequest,
+    deployed: Arc<Deployed>,
+    reply: oneshot::Sender<Result<GuestResponse, ApiError>>,
+}
 
 #[derive(Debug)]
 struct Actor {
@@ -73,14 +76,15 @@ impl Router {
         crate::names::check_object(object)?;
         // the worker must exist before an actor (or an object) is made for it
         let deployed = self.registry.current(worker).await?;
-        self.registry
-            .object_file(worker, object, deployed.limits.max_objects)
-            .await?;
-        let mut job = Some(req);
+        let (reply, rx) = oneshot::channel();
+        let mut job = Job {
+            req,
+            deployed,
+            reply,
+        };
         for _ in 0..2 {
             let tx = self.actor(worker, object);
-            let (reply, rx) = oneshot::channel();
-            match tx.try_send((job.take().expect("job present"), reply)) {
+            match tx.try_send(job) {
                 Ok(()) => {
                     return rx
                         .await
@@ -91,17 +95,26 @@ impl Router {
                         "object {object:?} has {QUEUE_DEPTH} requests waiting; try again later"
                     )))
                 }
-                Err(mpsc::error::TrySendError::Closed((r, _))) => {
+                Err(mpsc::error::TrySendError::Closed(j)) => {
                     // the actor ended (idle) just now: forget it and make a new one
                     self.actors
                         .lock()
                         .expect("actors lock")
                         .remove(&(worker.to_string(), object.to_string()));
-                    job = Some(r);
+                    job = j;
                 }
             }
         }
         Err(ApiError::internal("could not reach the object's actor"))
+    }
+
+    /// Whether an object has a live actor (a running instance or an open database).
+    pub fn is_active(&self, worker: &str, object: &str) -> bool {
+        self.actors
+            .lock()
+            .expect("actors lock")
+            .get(&(worker.to_string(), object.to_string()))
+            .is_some_and(|a| !a.tx.is_closed())
     }
 
     /// Stop and forget the actors of a worker (or of one object).
@@ -153,7 +166,7 @@ impl ObjectActor {
                 j = rx.recv() => j,
                 _ = tokio::time::sleep(self.router.idle_timeout) => None,
             };
-            let Some((req, reply)) = job else {
+            let Some(job) = job else {
                 // idle (or forgotten): let the instance and the database go
                 if let Some((i, _)) = self.instance.take() {
                     tracing::info!(worker = %self.worker, object = %self.object, "stopping idle instance");
@@ -162,22 +175,22 @@ impl ObjectActor {
                 self.db = None;
                 rx.close();
                 // serve what raced in before the close, then end
-                while let Ok((req, reply)) = rx.try_recv() {
-                    let r = self.handle(req).await;
-                    let _ = reply.send(r);
+                while let Ok(job) = rx.try_recv() {
+                    let r = self.handle(&job).await;
+                    let _ = job.reply.send(r);
                 }
                 if let Some((i, _)) = self.instance.take() {
                     i.stop();
                 }
                 return;
             };
-            let r = self.handle(req).await;
-            let _ = reply.send(r);
+            let r = self.handle(&job).await;
+            let _ = job.reply.send(r);
         }
     }
 
-    async fn handle(&mut self, req: GuestRequest) -> Result<GuestResponse, ApiError> {
-        let deployed = sendable(self.router.registry.current(&self.worker)).await?;
+    async fn handle(&mut self, job: &Job) -> Result<GuestResponse, ApiError> {
+        let deployed = &job.deployed;
         // a redeploy: the old version finished its last request; replace it now
         if self
             .instance
@@ -186,7 +199,10 @@ impl ObjectActor {
         {
             self.instance = None;
         }
-        if self.instance.is_none() {
+        let registry = Arc::clone(&self.router.registry);
+        let register =
+            sendable(registry.object_file(&self.worker, &self.object, deployed.limits.max_objects));
+        let db_path = if self.instance.is_none() {
             let permit = Arc::clone(&self.router.instances)
                 .try_acquire_owned()
                 .map_err(|_| {
@@ -194,51 +210,34 @@ impl ObjectActor {
                         "the daemon runs its maximum number of instances; try again later",
                     )
                 })?;
-            let inst = Instance::start(
+            // the cold path: register the object while its instance starts
+            let start = Instance::start(
                 Arc::clone(&self.router.pool),
-                deployed.clone(),
+                Arc::clone(deployed),
                 self.worker.clone(),
                 self.object.clone(),
-            )
-            .await?;
-            self.instance = Some((inst, permit));
-        }
-        if self.db.is_none() {
-            let path = sendable(self.router.registry.object_file(
-                &self.worker,
-                &self.object,
-                deployed.limits.max_objects,
-            ))
-            .await?;
-            self.db = Some(
-                sendable(ObjectDb::open(&path, deployed.limits.storage))
-                    .await
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
             );
-        }
-        let db = self.db.as_mut().expect("db opened above");
-        sendable(db.begin()).await?;
+            let (path, inst) = tokio::join!(register, start);
+            // an object over the worker's limit is refused (its instance is dropped: killed)
+            let path = path?;
+            self.instance = Some((inst?, permit));
+            path
+        } else {
+            register.await?
+        };
         let (inst, _) = self.instance.as_mut().expect("instance started above");
-        let result = sendable(inst.call(db, &req, deployed.limits.timeout)).await;
-        match result {
-            Ok(resp) if resp.status < 400 && !db.poisoned => {
-                if let Err(e) = sendable(db.commit()).await {
-                    let _ = sendable(db.rollback()).await;
-                    return Err(ApiError::internal(format!("commit failed: {e}")));
-                }
-                Ok(resp)
-            }
-            Ok(resp) => {
-                sendable(db.rollback()).await?;
-                Ok(resp)
-            }
-            Err(e) => {
-                let _ = sendable(db.rollback()).await;
-                // the instance is dead or broken: the next request starts a new one
-                self.instance = None;
-                tracing::warn!(worker = %self.worker, object = %self.object, code = e.code, "request failed: {}", e.message);
-                Err(e)
-            }
+        let mut store = RequestStore::new(&mut self.db, &db_path, deployed.limits.storage);
+        let result = sendable(inst.call(&mut store, &job.req, deployed.limits.timeout)).await;
+        let commit = matches!(&result, Ok(r) if r.status < 400);
+        if let Err(e) = sendable(store.finish(commit)).await {
+            self.db = None;
+            return Err(ApiError::internal(format!("commit failed: {e}")));
         }
+        if let Err(e) = &result {
+            // the instance is dead or broken: the next request starts a new one
+            self.instance = None;
+            tracing::warn!(worker = %self.worker, object = %self.object, code = e.code, "request failed: {}", e.message);
+        }
+        result
     }
 }

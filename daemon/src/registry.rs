@@ -3,7 +3,7 @@
 //! `<state_dir>/programs/<sha256>`; object databases under
 //! `<state_dir>/objects/<worker>/<sha256 of the object name>.db`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,12 +61,16 @@ pub struct Deployed {
     pub program: Arc<Program>,
 }
 
-/// The registry.
+/// The registry. The hot path (a request to a known object of a deployed worker) is served
+/// from memory: the current version of each worker and the set of known objects are cached,
+/// and the cache is updated by deploys and deletions (which go through here).
 #[derive(Debug)]
 pub struct Registry {
     db: SqlitePool,
     state_dir: PathBuf,
     programs: Mutex<HashMap<String, Arc<Program>>>,
+    current: Mutex<HashMap<String, Arc<Deployed>>>,
+    known_objects: Mutex<HashSet<(String, String)>>,
 }
 
 impl Registry {
@@ -105,6 +109,8 @@ impl Registry {
             db,
             state_dir: state_dir.to_path_buf(),
             programs: Mutex::new(HashMap::new()),
+            current: Mutex::new(HashMap::new()),
+            known_objects: Mutex::new(HashSet::new()),
         })
     }
 
@@ -161,6 +167,10 @@ impl Registry {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.current
+            .lock()
+            .expect("registry cache lock")
+            .remove(name);
         self.worker(name).await
     }
 
@@ -198,8 +208,11 @@ impl Registry {
             .collect())
     }
 
-    /// The current version of a worker, ready to run.
-    pub async fn current(&self, name: &str) -> Result<Deployed, ApiError> {
+    /// The current version of a worker, ready to run (from memory after the first call).
+    pub async fn current(&self, name: &str) -> Result<Arc<Deployed>, ApiError> {
+        if let Some(d) = self.current.lock().expect("registry cache lock").get(name) {
+            return Ok(Arc::clone(d));
+        }
         let w = self.worker(name).await?;
         let cached = self
             .programs
@@ -221,11 +234,20 @@ impl Registry {
                 p
             }
         };
-        Ok(Deployed {
+        let d = Arc::new(Deployed {
             version: w.version,
             limits: w.limits,
             program,
-        })
+        });
+        let mut cache = self.current.lock().expect("registry cache lock");
+        // a deploy that raced with this read wins: keep the newer version
+        let entry = cache
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::clone(&d));
+        if entry.version < d.version {
+            *entry = Arc::clone(&d);
+        }
+        Ok(Arc::clone(entry))
     }
 
     /// The database file of `object`, registering the object if it is new (refused past the
@@ -240,32 +262,48 @@ impl Registry {
         let stem = names::object_file_stem(object);
         let dir = self.state_dir.join("objects").join(worker);
         let path = dir.join(format!("{stem}.db"));
-        let known = sqlx::query("SELECT 1 FROM objects WHERE worker = ? AND name = ?")
-            .bind(worker.to_owned())
-            .bind(object.to_owned())
-            .fetch_optional(&self.db)
-            .await?
-            .is_some();
-        if !known {
-            let count: i64 = sqlx::query("SELECT COUNT(*) FROM objects WHERE worker = ?")
-                .bind(worker.to_owned())
-                .fetch_one(&self.db)
-                .await?
-                .get(0);
-            if u64::try_from(count).unwrap_or(0) >= max_objects {
-                return Err(ApiError::too_many_objects(format!(
-                    "worker {worker:?} already has {count} objects (its limit is {max_objects})"
-                )));
-            }
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| ApiError::internal(format!("create {}: {e}", dir.display())))?;
-            sqlx::query("INSERT OR IGNORE INTO objects (worker, name, file, created_at) VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))")
+        let key = (worker.to_string(), object.to_string());
+        if self
+            .known_objects
+            .lock()
+            .expect("registry cache lock")
+            .contains(&key)
+        {
+            return Ok(path);
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ApiError::internal(format!("create {}: {e}", dir.display())))?;
+        // one statement, so concurrent first requests cannot overshoot max_objects
+        let inserted = sqlx::query(
+            "INSERT OR IGNORE INTO objects (worker, name, file, created_at)
+             SELECT ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+             WHERE (SELECT COUNT(*) FROM objects WHERE worker = ?) < ?",
+        )
+        .bind(worker.to_owned())
+        .bind(object.to_owned())
+        .bind(format!("{stem}.db"))
+        .bind(worker.to_owned())
+        .bind(to_i64(max_objects))
+        .execute(&self.db)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            let exists = sqlx::query("SELECT 1 FROM objects WHERE worker = ? AND name = ?")
                 .bind(worker.to_owned())
                 .bind(object.to_owned())
-                .bind(format!("{stem}.db"))
-                .execute(&self.db)
-                .await?;
+                .fetch_optional(&self.db)
+                .await?
+                .is_some();
+            if !exists {
+                return Err(ApiError::too_many_objects(format!(
+                    "worker {worker:?} already has its limit of {max_objects} objects"
+                )));
+            }
         }
+        self.known_objects
+            .lock()
+            .expect("registry cache lock")
+            .insert(key);
         Ok(path)
     }
 
@@ -301,6 +339,10 @@ impl Registry {
             .execute(&self.db)
             .await?
             .rows_affected();
+        self.known_objects
+            .lock()
+            .expect("registry cache lock")
+            .remove(&(worker.to_string(), object.to_string()));
         if gone == 0 {
             return Err(ApiError::not_found(format!(
                 "worker {worker:?} has no object {object:?}"
@@ -333,6 +375,14 @@ impl Registry {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.current
+            .lock()
+            .expect("registry cache lock")
+            .remove(worker);
+        self.known_objects
+            .lock()
+            .expect("registry cache lock")
+            .retain(|(w, _)| w != worker);
         let dir = self.state_dir.join("objects").join(worker);
         if dir.exists() {
             std::fs::remove_dir_all(&dir)
