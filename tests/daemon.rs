@@ -549,3 +549,110 @@ fn the_control_socket_refuses_peers_outside_root_and_the_group() {
     // root is served
     assert_eq!(d.request("GET", "/v1/workers", b"").status, 200);
 }
+
+#[test]
+fn the_todo_app_serves_its_page_and_keeps_items_per_object() {
+    let d = Daemon::start();
+    assert_eq!(d.deploy("todo", &example("todo"), "").status, 201);
+    let page = d.fetch("todo", "alice", "GET", "/", b"");
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/html"));
+    assert!(
+        page.text().contains("<html") || page.text().contains("<!doctype"),
+        "{}",
+        page.text()
+    );
+    let r = d.fetch(
+        "todo",
+        "alice",
+        "POST",
+        "/api/items",
+        br#"{"title": "milk \"2%\""}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_i64().unwrap();
+    assert_eq!(r.json()["title"], "milk \"2%\"");
+    let r = d.fetch(
+        "todo",
+        "alice",
+        "PATCH",
+        &format!("/api/items/{id}"),
+        br#"{"done": true}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["done"].as_bool()),
+        (200, Some(true)),
+        "{}",
+        r.text()
+    );
+    let list = d.fetch("todo", "alice", "GET", "/api/items", b"").json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    // another object has its own list; bad JSON is a 400 that leaves nothing behind
+    assert_eq!(
+        d.fetch("todo", "bob", "GET", "/api/items", b"")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let r = d.fetch("todo", "bob", "POST", "/api/items", b"{\"title\": ");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        d.fetch("todo", "bob", "GET", "/api/items", b"")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        d.fetch("todo", "alice", "DELETE", &format!("/api/items/{id}"), b"")
+            .status,
+        204
+    );
+    assert_eq!(
+        d.fetch("todo", "alice", "GET", "/api/items", b"")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[test]
+fn idle_instances_stop_and_come_back_with_their_data() {
+    let d = Daemon::start_with("idle_timeout = \"300ms\"");
+    assert_eq!(d.deploy("counter", &example("counter"), "").status, 201);
+    assert_eq!(
+        d.fetch("counter", "sleepy", "POST", "/increment", b"")
+            .text()
+            .trim(),
+        "1"
+    );
+    let active = |d: &Daemon| {
+        d.request("GET", "/v1/workers/counter/objects", b"").json()["objects"][0]["active"]
+            .as_bool()
+            .unwrap()
+    };
+    assert!(active(&d));
+    let health = d.request("GET", "/v1/health", b"").json();
+    assert_eq!(health["instances"], 1);
+    // wait (bounded) for the idle timeout to stop the instance
+    let t0 = std::time::Instant::now();
+    while active(&d) && t0.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!active(&d), "the idle instance was stopped");
+    assert_eq!(d.request("GET", "/v1/health", b"").json()["instances"], 0);
+    assert_eq!(
+        d.fetch("counter", "sleepy", "POST", "/increment", b"")
+            .text()
+            .trim(),
+        "2"
+    );
+}
