@@ -78,12 +78,16 @@ impl Daemon {
 
     fn spawn(&mut self) {
         let config = self.dir.path().join("warrend.toml");
-        let pool = if self.extra_config.contains("pool_size") {
-            ""
-        } else {
-            "pool_size = 2\n"
-        };
-        std::fs::write(&config, format!("{pool}{}\n", self.extra_config)).expect("write config");
+        let mut defaults = String::new();
+        if !self.extra_config.contains("pool_size") {
+            defaults.push_str("pool_size = 2\n");
+        }
+        if !self.extra_config.contains("metrics_listen") {
+            // parallel tests: every daemon on its own free port
+            defaults.push_str("metrics_listen = \"127.0.0.1:0\"\n");
+        }
+        std::fs::write(&config, format!("{defaults}{}\n", self.extra_config))
+            .expect("write config");
         let log = std::fs::File::create(self.dir.path().join("warrend.log")).expect("log file");
         let child = Command::new(crate::bin("warrend"))
             .arg("--config")
@@ -115,6 +119,27 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("warrend did not listen within 30s: {}", self.log());
+    }
+
+    /// The address a listener announced in the log (`"ingress"` or `"metrics"`).
+    pub fn listen_addr(&self, what: &str) -> String {
+        let t0 = Instant::now();
+        loop {
+            let log = self.log();
+            if let Some(a) = log
+                .lines()
+                .filter(|l| l.contains(&format!("{what} listening")))
+                .find_map(|l| l.split("addr=").nth(1))
+                .and_then(|a| a.split_whitespace().next())
+            {
+                return a.to_string();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "no {what} address in the log: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The daemon's log so far.

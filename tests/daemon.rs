@@ -400,12 +400,7 @@ fn the_control_socket_is_0660_and_ingress_serves_objects_but_never_admin() {
     let mode = std::fs::metadata(d.socket()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
     assert_eq!(d.deploy("counter", &example("counter"), "").status, 201);
-    let log = d.log();
-    let addr = log
-        .lines()
-        .find_map(|l| l.split("addr=").nth(1))
-        .map(|a| a.split_whitespace().next().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no ingress address in the log: {log}"));
+    let addr = d.listen_addr("ingress");
     let get = |path: &str, method: &str| -> (u16, String) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&addr).unwrap();

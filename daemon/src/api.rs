@@ -35,6 +35,10 @@ pub struct App {
     pub router: Arc<Router>,
     /// warm husks
     pub pool: Arc<HuskPool>,
+    /// usage meter
+    pub meter: Arc<crate::usage::Meter>,
+    /// Prometheus metrics
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// settings
     pub config: Config,
     /// who may use the control socket besides root and the daemon's own uid
@@ -178,6 +182,34 @@ async fn handle_counted(
     }
 }
 
+/// Refresh the sampled gauges and render the metrics.
+pub async fn refresh_metrics(app: &App) {
+    app.metrics.set_warm(app.pool.warm());
+    app.metrics.set_instances(app.router.active_instances());
+    if let Ok(workers) = app.registry.workers().await {
+        let mut objects = 0;
+        for w in &workers {
+            objects += app
+                .registry
+                .objects(&w.name)
+                .await
+                .map(|o| o.len())
+                .unwrap_or(0);
+        }
+        app.metrics.set_counts(workers.len(), objects);
+    }
+}
+
+async fn metrics_response(app: &App) -> Response<Body> {
+    refresh_metrics(app).await;
+    let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE_TEXT),
+    );
+    r
+}
+
 fn error_response(e: &ApiError) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(e.body())));
     *r.status_mut() = e.status;
@@ -224,6 +256,9 @@ async fn body(req: Request<Incoming>, max: u64) -> Result<Vec<u8>, ApiError> {
 
 async fn route_control(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_string();
+    if path == "/metrics" && req.method() == Method::GET {
+        return Ok(metrics_response(app).await);
+    }
     let Some(rest) = path.strip_prefix("/v1/") else {
         return Err(ApiError::not_found(format!(
             "no such endpoint {path} (the API lives under /v1/)"
@@ -238,9 +273,50 @@ async fn route_control(app: &Arc<App>, req: Request<Incoming>) -> Result<Respons
                 "status": "ok",
                 "version": env!("CARGO_PKG_VERSION"),
                 "warm_husks": app.pool.warm(),
-                "instances": app.router.active_instances(app.config.max_instances),
+                "instances": app.router.active_instances(),
             }),
         )),
+        (["usage"], &Method::GET) => {
+            let mut worker = None;
+            let mut since = 0u64;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            for pair in req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter(|p| !p.is_empty())
+            {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                let v = percent_decode_str(v).decode_utf8_lossy().into_owned();
+                match k {
+                    "worker" => {
+                        crate::names::check_worker(&v)?;
+                        worker = Some(v);
+                    }
+                    "since" => {
+                        since = crate::usage::parse_since(&v, now)
+                            .map_err(|e| ApiError::bad_request(format!("since: {e}")))?
+                    }
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "unknown parameter {other:?} (known: worker, since)"
+                        )))
+                    }
+                }
+            }
+            if let Some(w) = &worker {
+                app.registry.worker(w).await?;
+            }
+            let report = app.meter.report(worker.as_deref(), since).await?;
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({"since": since - since % 3600, "workers": report}),
+            ))
+        }
         (["workers"], &Method::GET) => {
             let workers = app.registry.workers().await?;
             Ok(json(
@@ -262,6 +338,23 @@ async fn route_control(app: &Arc<App>, req: Request<Incoming>) -> Result<Respons
             tracing::info!(worker = %w.name, version = w.version, sha256 = %w.sha256, "deployed");
             Ok(json(
                 StatusCode::CREATED,
+                &serde_json::to_value(&w).unwrap_or_default(),
+            ))
+        }
+        (["workers", w], &Method::PATCH) => {
+            let name = decode_segment(w, "worker name")?;
+            let current = app.registry.current(&name).await?.limits;
+            let query = req.uri().query().unwrap_or("");
+            if query.is_empty() {
+                return Err(ApiError::bad_request(
+                    "give the limits to change as query parameters, e.g. ?memory=64M&timeout=5s",
+                ));
+            }
+            let limits = parse_limits(query, current)?;
+            let w = app.registry.set_limits(&name, limits).await?;
+            tracing::info!(worker = %name, "limits changed");
+            Ok(json(
+                StatusCode::OK,
                 &serde_json::to_value(&w).unwrap_or_default(),
             ))
         }
@@ -365,7 +458,17 @@ async fn fetch(
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
         .collect();
-    let body = body(req, app.config.max_request_body).await?;
+    let body = match body(req, app.config.max_request_body).await {
+        Ok(b) => b,
+        Err(e) => {
+            if e.code == "too_large" {
+                app.metrics.reject(crate::metrics::LimitKind::RequestBody);
+                app.metrics
+                    .request(worker, crate::metrics::Outcome::Rejected, Duration::ZERO);
+            }
+            return Err(e);
+        }
+    };
     let resp = app
         .router
         .dispatch(
@@ -434,9 +537,19 @@ fn parse_limits(query: &str, defaults: WorkerLimits) -> Result<WorkerLimits, Api
                     .filter(|n| *n >= 1)
                     .ok_or_else(|| bad(format!("{v:?} is not a positive object count")))?
             }
+            "max_instances" => {
+                l.max_instances = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| bad(format!("{v:?} is not a positive instance count")))?
+            }
+            "cpu_budget" => l.cpu_budget = parse_duration(&v).map_err(bad)?,
+            "max_response" => l.max_response = parse_size(&v).map_err(bad)?,
+            "log_bytes" => l.log_bytes = parse_size(&v).map_err(bad)?,
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown parameter {other:?} (known: memory, pids, cpu, storage, max_objects, timeout)"
+                    "unknown parameter {other:?} (known: memory, pids, cpu, storage, max_objects, timeout, cpu_budget, max_response, max_instances, log_bytes)"
                 )))
             }
         }

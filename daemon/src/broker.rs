@@ -412,6 +412,13 @@ pub struct RequestStore<'a> {
     path: &'a Path,
     quota: u64,
     begun: bool,
+    /// rows the guest's statements returned
+    pub rows_read: u64,
+    /// rows the guest's statements changed
+    pub rows_written: u64,
+    /// the quota was hit during this request
+    pub quota_hit: bool,
+    observer: Option<(String, Arc<crate::metrics::Metrics>)>,
 }
 
 impl<'a> RequestStore<'a> {
@@ -422,7 +429,16 @@ impl<'a> RequestStore<'a> {
             path,
             quota,
             begun: false,
+            rows_read: 0,
+            rows_written: 0,
+            quota_hit: false,
+            observer: None,
         }
+    }
+
+    /// Record every statement in `metrics` under `worker`.
+    pub fn observe(&mut self, worker: &str, metrics: Arc<crate::metrics::Metrics>) {
+        self.observer = Some((worker.to_string(), metrics));
     }
 
     async fn ready(&mut self) -> Result<&mut ObjectDb, SqlFailure> {
@@ -446,7 +462,23 @@ impl<'a> RequestStore<'a> {
 
     /// Run a guest statement.
     pub async fn run(&mut self, statement: &str, params: &[Value]) -> Result<Rows, SqlFailure> {
-        self.ready().await?.run(statement, params).await
+        let t0 = Instant::now();
+        let r = self.ready().await?.run(statement, params).await;
+        if let Some((w, m)) = &self.observer {
+            m.sql(w, r.is_ok(), t0.elapsed());
+            if matches!(&r, Err(f) if f.code == 6) {
+                m.reject(crate::metrics::LimitKind::StorageQuota);
+            }
+        }
+        match &r {
+            Ok(rows) => {
+                self.rows_read += u64::try_from(rows.rows.len()).unwrap_or(u64::MAX);
+                self.rows_written += rows.rows_changed;
+            }
+            Err(f) if f.code == 6 => self.quota_hit = true,
+            Err(_) => {}
+        }
+        r
     }
 
     /// A guest savepoint operation.

@@ -9,6 +9,7 @@
 //! idle_timeout = "60s"                  # an idle instance is stopped after this
 //! max_instances = 256                   # running instances in total
 //! ingress = "127.0.0.1:8080"            # optional HTTP ingress (off when absent)
+//! metrics_listen = "127.0.0.1:9464"     # Prometheus /metrics on TCP ("off" to disable)
 //! max_request_body = "16M"
 //!
 //! [defaults]                            # limits of a worker deployed without flags
@@ -17,7 +18,11 @@
 //! cpu = 1.0
 //! storage = "100M"
 //! max_objects = 10000
-//! timeout = "10s"
+//! timeout = "10s"                       # wall clock per request
+//! cpu_budget = "10s"                    # CPU time per request
+//! max_response = "16M"                  # response body
+//! max_instances = 256                   # running instances of one worker
+//! log_bytes = "16M"                     # log output per instance
 //! ```
 
 use std::net::SocketAddr;
@@ -48,6 +53,15 @@ pub struct WorkerLimits {
     /// wall-clock time per request
     #[serde(rename = "timeout_ms", serialize_with = "ser_ms")]
     pub timeout: Duration,
+    /// CPU time per request (the instance's cgroup accounting)
+    #[serde(rename = "cpu_budget_ms", serialize_with = "ser_ms")]
+    pub cpu_budget: Duration,
+    /// largest response body, bytes
+    pub max_response: u64,
+    /// running instances of this worker at once
+    pub max_instances: u64,
+    /// log bytes one instance may write before further output is dropped
+    pub log_bytes: u64,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -63,6 +77,10 @@ impl Default for WorkerLimits {
             storage: 100 << 20,
             max_objects: 10_000,
             timeout: Duration::from_secs(10),
+            cpu_budget: Duration::from_secs(10),
+            max_response: 16 << 20,
+            max_instances: 256,
+            log_bytes: 16 << 20,
         }
     }
 }
@@ -84,6 +102,8 @@ pub struct Config {
     pub max_instances: usize,
     /// optional HTTP ingress address (loopback)
     pub ingress: Option<SocketAddr>,
+    /// Prometheus `/metrics` on TCP (also always on the control socket); `None` = off
+    pub metrics_listen: Option<SocketAddr>,
     /// largest request body
     pub max_request_body: u64,
     /// limits of workers deployed without flags
@@ -100,6 +120,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             max_instances: 256,
             ingress: None,
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             max_request_body: 16 << 20,
             defaults: WorkerLimits::default(),
         }
@@ -116,6 +137,7 @@ struct RawConfig {
     idle_timeout: Option<String>,
     max_instances: Option<usize>,
     ingress: Option<String>,
+    metrics_listen: Option<String>,
     max_request_body: Option<String>,
     #[serde(default)]
     defaults: RawLimits,
@@ -130,6 +152,10 @@ struct RawLimits {
     storage: Option<String>,
     max_objects: Option<u64>,
     timeout: Option<String>,
+    cpu_budget: Option<String>,
+    max_response: Option<String>,
+    max_instances: Option<u64>,
+    log_bytes: Option<String>,
 }
 
 /// A configuration error, naming the file and key.
@@ -197,6 +223,18 @@ impl Config {
             })?;
             c.ingress = Some(addr);
         }
+        if let Some(v) = raw.metrics_listen {
+            c.metrics_listen = if v == "off" {
+                None
+            } else {
+                Some(v.parse().map_err(|_| {
+                    key(
+                        "metrics_listen",
+                        format!("{v:?} is not an address like 127.0.0.1:9464, or \"off\""),
+                    )
+                })?)
+            };
+        }
         if let Some(v) = raw.max_request_body {
             c.max_request_body = parse_size(&v).map_err(|e| key("max_request_body", e))?;
         }
@@ -220,6 +258,21 @@ impl Config {
         }
         if let Some(v) = r.timeout {
             d.timeout = parse_duration(&v).map_err(|e| key("defaults.timeout", e))?;
+        }
+        if let Some(v) = r.cpu_budget {
+            d.cpu_budget = parse_duration(&v).map_err(|e| key("defaults.cpu_budget", e))?;
+        }
+        if let Some(v) = r.max_response {
+            d.max_response = parse_size(&v).map_err(|e| key("defaults.max_response", e))?;
+        }
+        if let Some(v) = r.max_instances {
+            if v == 0 {
+                return Err(key("defaults.max_instances", "must be at least 1".into()));
+            }
+            d.max_instances = v;
+        }
+        if let Some(v) = r.log_bytes {
+            d.log_bytes = parse_size(&v).map_err(|e| key("defaults.log_bytes", e))?;
         }
         Ok(c)
     }

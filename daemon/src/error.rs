@@ -99,6 +99,15 @@ impl ApiError {
     pub fn guest_protocol(m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, Kind::Guest, "guest_protocol", m)
     }
+    /// 502 response_too_large
+    pub fn response_too_large(m: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            Kind::Guest,
+            "response_too_large",
+            m,
+        )
+    }
     /// 502 guest_killed
     pub fn guest_killed(m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, Kind::Guest, "guest_killed", m)

@@ -14,9 +14,13 @@ use warren_jail::pool::HuskPool;
 use warren_jail::{KillHandle, KillReason, Limits, Outcome, StartRequest};
 
 use crate::broker::RequestStore;
+use crate::config::WorkerLimits;
 use crate::error::ApiError;
 use crate::frame::{self, Frame, MAX_FRAME, VERSION};
 use crate::registry::Deployed;
+
+/// How often a running request's CPU use is checked against its budget.
+const CPU_CHECK: Duration = Duration::from_millis(20);
 
 /// Longest a guest may take to say hello.
 pub const HELLO_TIME: Duration = Duration::from_secs(10);
@@ -49,11 +53,33 @@ pub struct GuestResponse {
     pub body: Vec<u8>,
 }
 
+/// Why an instance ended (for metering, metrics and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// the memory cgroup's OOM killer
+    Oom,
+    /// the request's wall-clock timeout
+    Timeout,
+    /// the request's CPU budget
+    Cpu,
+    /// a syscall outside the seccomp policy
+    Seccomp,
+    /// it exited, crashed or was killed otherwise
+    Crash,
+    /// it broke the guest protocol
+    Protocol,
+}
+
 /// A running instance.
 #[derive(Debug)]
 pub struct Instance {
     /// the worker version it runs
     pub version: i64,
+    /// the cgroup limits it runs under
+    pub limits: Limits,
+    /// how it ended, once it has
+    pub ended: Option<Ended>,
+    cgroup: Option<warren_jail::cgroup::CellCgroup>,
     sock: UnixStream,
     kill: KillHandle,
     exited: oneshot::Receiver<Outcome>,
@@ -109,6 +135,7 @@ impl Instance {
         let kill = cell
             .kill_handle()
             .map_err(|e| ApiError::internal(e.to_string()))?;
+        let cgroup = cell.cgroup().cloned();
         let (tx, exited) = oneshot::channel();
         std::thread::Builder::new()
             .name("cell-wait".into())
@@ -127,6 +154,9 @@ impl Instance {
         let sock = UnixStream::from_std(ours).map_err(|e| ApiError::internal(e.to_string()))?;
         let mut inst = Instance {
             version: deployed.version,
+            limits,
+            ended: None,
+            cgroup,
             sock,
             kill,
             exited,
@@ -141,9 +171,10 @@ impl Instance {
     async fn handshake(&mut self) -> Result<(), ApiError> {
         let first = tokio::select! {
             f = frame::read(&mut self.sock, MAX_FRAME) => f,
-            o = &mut self.exited => return Err(ended(o.ok(), "before saying hello")),
+            o = &mut self.exited => return Err(self.end(ended(o.ok(), "before saying hello"))),
             _ = tokio::time::sleep(HELLO_TIME) => {
                 self.kill.kill();
+                self.ended = Some(Ended::Timeout);
                 return Err(ApiError::guest_timeout(format!(
                     "the guest did not say hello within {}s",
                     HELLO_TIME.as_secs()
@@ -189,6 +220,7 @@ impl Instance {
         };
         let _ = frame::write(&mut self.sock, &error).await;
         self.kill.kill();
+        self.ended = Some(Ended::Protocol);
         Err(ApiError::guest_protocol(format!(
             "the guest broke the protocol: {why}"
         )))
@@ -200,8 +232,12 @@ impl Instance {
         &mut self,
         db: &mut RequestStore<'_>,
         req: &GuestRequest,
-        timeout: Duration,
+        limits: &WorkerLimits,
     ) -> Result<GuestResponse, ApiError> {
+        let timeout = limits.timeout;
+        let cpu_start = self.cpu_usec();
+        let cpu_budget = u64::try_from(limits.cpu_budget.as_micros()).unwrap_or(u64::MAX);
+        let mut cpu_check = tokio::time::interval(CPU_CHECK);
         let id = self.next_id;
         self.next_id += 1;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -221,9 +257,22 @@ impl Instance {
         loop {
             let next = tokio::select! {
                 f = frame::read(&mut self.sock, MAX_FRAME) => f,
-                o = &mut self.exited => return Err(ended(o.ok(), "while handling the request")),
+                o = &mut self.exited => return Err(self.end(ended(o.ok(), "while handling the request"))),
+                _ = cpu_check.tick() => {
+                    let used = self.cpu_usec().saturating_sub(cpu_start);
+                    if used > cpu_budget {
+                        self.kill.kill();
+                        self.ended = Some(Ended::Cpu);
+                        return Err(ApiError::guest_killed(format!(
+                            "the request used more than its CPU budget of {}ms; the instance was killed",
+                            limits.cpu_budget.as_millis()
+                        )));
+                    }
+                    continue;
+                }
                 _ = tokio::time::sleep_until(deadline) => {
                     self.kill.kill();
+                    self.ended = Some(Ended::Timeout);
                     return Err(ApiError::guest_timeout(format!(
                         "the request took longer than {}ms; the instance was killed",
                         timeout.as_millis()
@@ -257,6 +306,14 @@ impl Instance {
                         let why = format!("response status {status} is outside 100-599");
                         return self.fail_protocol(&why).await;
                     }
+                    if u64::try_from(response.body.len()).unwrap_or(u64::MAX) > limits.max_response
+                    {
+                        return Err(ApiError::response_too_large(format!(
+                            "the guest's response of {} bytes is larger than the worker's limit of {} bytes",
+                            response.body.len(),
+                            limits.max_response
+                        )));
+                    }
                     return Ok(GuestResponse {
                         status,
                         headers: response.headers,
@@ -265,6 +322,7 @@ impl Instance {
                 }
                 Ok(Frame::Error { message }) => {
                     self.kill.kill();
+                    self.ended = Some(Ended::Crash);
                     return Err(ApiError::guest_crashed(format!(
                         "the guest gave up: {message}"
                     )));
@@ -297,9 +355,35 @@ impl Instance {
         let outcome = tokio::time::timeout(Duration::from_secs(2), &mut self.exited).await;
         self.kill.kill();
         match outcome {
-            Ok(Ok(o)) => ended(Some(o), when),
-            _ => ApiError::guest_crashed(fallback),
+            Ok(Ok(o)) => self.end(ended(Some(o), when)),
+            _ => self.end((Ended::Crash, ApiError::guest_crashed(fallback))),
         }
+    }
+
+    fn end(&mut self, (kind, e): (Ended, ApiError)) -> ApiError {
+        self.ended = Some(kind);
+        e
+    }
+
+    /// CPU time the instance has used so far, microseconds (0 without the cgroup layer).
+    pub fn cpu_usec(&self) -> u64 {
+        self.cgroup
+            .as_ref()
+            .map(|c| c.stats().cpu_usage_usec)
+            .unwrap_or(0)
+    }
+
+    /// Apply new cgroup limits to the running instance (a limit change without a redeploy).
+    pub fn update_limits(&mut self, limits: Limits) -> Result<(), ApiError> {
+        if limits == self.limits {
+            return Ok(());
+        }
+        if let Some(c) = &self.cgroup {
+            c.set_limits(&limits)
+                .map_err(|e| ApiError::internal(format!("update the instance's cgroup: {e}")))?;
+        }
+        self.limits = limits;
+        Ok(())
     }
 
     /// Kill the instance.
@@ -315,22 +399,34 @@ impl Drop for Instance {
 }
 
 /// The error for an instance that ended, from its outcome.
-fn ended(o: Option<Outcome>, when: &str) -> ApiError {
+fn ended(o: Option<Outcome>, when: &str) -> (Ended, ApiError) {
     let Some(o) = o else {
-        return ApiError::guest_crashed(format!("the instance ended {when}"));
+        return (
+            Ended::Crash,
+            ApiError::guest_crashed(format!("the instance ended {when}")),
+        );
     };
     match &o.reason {
-        Some(KillReason::Seccomp(name)) => ApiError::guest_killed(format!(
-            "the instance was killed {when}: seccomp violation: {name}"
-        )),
-        Some(KillReason::MemoryLimit) => ApiError::guest_killed(format!(
-            "the instance was killed {when}: memory limit reached"
-        )),
-        _ => ApiError::guest_crashed(format!(
-            "the instance ended {when} ({})",
-            o.describe()
-                .unwrap_or_else(|| format!("exit code {}", o.exit_code()))
-        )),
+        Some(KillReason::Seccomp(name)) => (
+            Ended::Seccomp,
+            ApiError::guest_killed(format!(
+                "the instance was killed {when}: seccomp violation: {name}"
+            )),
+        ),
+        Some(KillReason::MemoryLimit) => (
+            Ended::Oom,
+            ApiError::guest_killed(format!(
+                "the instance was killed {when}: memory limit reached"
+            )),
+        ),
+        _ => (
+            Ended::Crash,
+            ApiError::guest_crashed(format!(
+                "the instance ended {when} ({})",
+                o.describe()
+                    .unwrap_or_else(|| format!("exit code {}", o.exit_code()))
+            )),
+        ),
     }
 }
 

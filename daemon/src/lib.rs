@@ -13,9 +13,12 @@ pub mod config;
 pub mod error;
 pub mod frame;
 pub mod instance;
+pub mod logs;
+pub mod metrics;
 pub mod names;
 pub mod objects;
 pub mod registry;
+pub mod usage;
 
 /// Box a future as `Send` at a concrete lifetime. Works around rustc's "Send is not general
 /// enough" limitation with sqlx futures inside spawned tasks.

@@ -15,8 +15,10 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use warren_daemon::api::{self, App, Group};
 use warren_daemon::config::Config;
+use warren_daemon::metrics::Metrics;
 use warren_daemon::objects::Router;
 use warren_daemon::registry::Registry;
+use warren_daemon::usage::Meter;
 use warren_jail::pool::HuskPool;
 use warren_jail::zygote::Zygote;
 use warren_jail::{Limits, Profile};
@@ -83,10 +85,16 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 async fn serve(config: Config, zygote: Zygote) -> anyhow::Result<()> {
     let registry = Arc::new(Registry::open(&config.state_dir).await?);
+    let meter = Meter::open(registry.pool())
+        .await
+        .context("open the usage tables")?;
     let pool = Arc::new(HuskPool::new(zygote, config.pool_size));
+    let metrics = Arc::new(Metrics::new());
     let router = Router::new(
         Arc::clone(&registry),
         Arc::clone(&pool),
+        Arc::clone(&meter),
+        Arc::clone(&metrics),
         config.idle_timeout,
         config.max_instances,
     );
@@ -98,6 +106,12 @@ async fn serve(config: Config, zygote: Zygote) -> anyhow::Result<()> {
             members: g.mem,
         });
     let control = bind_control(&config.socket, group.as_ref().map(|g| g.gid))?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("bind metrics {addr} (set metrics_listen in the config to another address, or \"off\")")
+        })?),
+        None => None,
+    };
     let ingress = match config.ingress {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -110,16 +124,43 @@ async fn serve(config: Config, zygote: Zygote) -> anyhow::Result<()> {
         registry,
         router,
         pool,
+        meter: Arc::clone(&meter),
+        metrics: Arc::clone(&metrics),
         config: config.clone(),
         group,
         in_flight: std::sync::atomic::AtomicUsize::new(0),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // the meter stops last, after in-flight requests are done and counted
+    let (meter_stop, meter_stop_rx) = tokio::sync::watch::channel(false);
+    let flusher = tokio::spawn(Arc::clone(&meter).run(meter_stop_rx));
     let mut tasks = vec![tokio::spawn(api::serve_control(
         control,
         Arc::clone(&app),
         stop_rx.clone(),
     ))];
+    {
+        // gauges sampled rather than tracked: warm husks, worker and object counts
+        let app = Arc::clone(&app);
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                api::refresh_metrics(&app).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }));
+    }
+    if let Some(l) = metrics_listener {
+        tracing::info!(addr = %l.local_addr()?, "metrics listening");
+        tasks.push(tokio::spawn(warren_daemon::metrics::serve(
+            l,
+            Arc::clone(&metrics),
+            stop_rx.clone(),
+        )));
+    }
     if let Some(l) = ingress {
         tracing::info!(addr = %l.local_addr()?, "ingress listening");
         tasks.push(tokio::spawn(api::serve_ingress(
@@ -152,6 +193,8 @@ async fn serve(config: Config, zygote: Zygote) -> anyhow::Result<()> {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let _ = meter_stop.send(true);
+    let _ = flusher.await;
     let _ = std::fs::remove_file(&config.socket);
     Ok(())
 }

@@ -95,7 +95,9 @@ impl Registry {
             "CREATE TABLE IF NOT EXISTS workers (
                 name TEXT PRIMARY KEY, version INTEGER NOT NULL,
                 memory INTEGER NOT NULL, pids INTEGER NOT NULL, cpu REAL NOT NULL,
-                storage INTEGER NOT NULL, max_objects INTEGER NOT NULL, timeout_ms INTEGER NOT NULL);
+                storage INTEGER NOT NULL, max_objects INTEGER NOT NULL, timeout_ms INTEGER NOT NULL,
+                cpu_budget_ms INTEGER NOT NULL DEFAULT 10000, max_response INTEGER NOT NULL DEFAULT 16777216,
+                max_instances INTEGER NOT NULL DEFAULT 256, log_bytes INTEGER NOT NULL DEFAULT 16777216);
              CREATE TABLE IF NOT EXISTS versions (
                 worker TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL,
                 size INTEGER NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (worker, version));
@@ -112,6 +114,11 @@ impl Registry {
             current: Mutex::new(HashMap::new()),
             known_objects: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// The daemon's own database (for the usage meter).
+    pub fn pool(&self) -> SqlitePool {
+        self.db.clone()
     }
 
     /// Store a new version of `name`.
@@ -153,9 +160,11 @@ impl Registry {
             .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO workers (name, version, memory, pids, cpu, storage, max_objects, timeout_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        sqlx::query("INSERT INTO workers (name, version, memory, pids, cpu, storage, max_objects, timeout_ms, cpu_budget_ms, max_response, max_instances, log_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                      ON CONFLICT(name) DO UPDATE SET version = excluded.version, memory = excluded.memory, pids = excluded.pids,
-                     cpu = excluded.cpu, storage = excluded.storage, max_objects = excluded.max_objects, timeout_ms = excluded.timeout_ms")
+                     cpu = excluded.cpu, storage = excluded.storage, max_objects = excluded.max_objects, timeout_ms = excluded.timeout_ms,
+                     cpu_budget_ms = excluded.cpu_budget_ms, max_response = excluded.max_response,
+                     max_instances = excluded.max_instances, log_bytes = excluded.log_bytes")
             .bind(name.to_owned())
             .bind(version)
             .bind(to_i64(limits.memory))
@@ -163,10 +172,44 @@ impl Registry {
             .bind(limits.cpu)
             .bind(to_i64(limits.storage))
             .bind(to_i64(limits.max_objects))
-            .bind(to_i64(u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX)))
+            .bind(ms(limits.timeout))
+            .bind(ms(limits.cpu_budget))
+            .bind(to_i64(limits.max_response))
+            .bind(to_i64(limits.max_instances))
+            .bind(to_i64(limits.log_bytes))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.current
+            .lock()
+            .expect("registry cache lock")
+            .remove(name);
+        self.worker(name).await
+    }
+
+    /// Change a worker's limits without redeploying its program. Running instances pick the
+    /// new limits up at their next request.
+    pub async fn set_limits(
+        &self,
+        name: &str,
+        limits: WorkerLimits,
+    ) -> Result<WorkerInfo, ApiError> {
+        self.worker(name).await?;
+        sqlx::query("UPDATE workers SET memory = ?, pids = ?, cpu = ?, storage = ?, max_objects = ?, timeout_ms = ?,
+                     cpu_budget_ms = ?, max_response = ?, max_instances = ?, log_bytes = ? WHERE name = ?")
+            .bind(to_i64(limits.memory))
+            .bind(to_i64(limits.pids))
+            .bind(limits.cpu)
+            .bind(to_i64(limits.storage))
+            .bind(to_i64(limits.max_objects))
+            .bind(ms(limits.timeout))
+            .bind(ms(limits.cpu_budget))
+            .bind(to_i64(limits.max_response))
+            .bind(to_i64(limits.max_instances))
+            .bind(to_i64(limits.log_bytes))
+            .bind(name.to_owned())
+            .execute(&self.db)
+            .await?;
         self.current
             .lock()
             .expect("registry cache lock")
@@ -398,13 +441,17 @@ fn remove_db_files(base: &Path) {
     }
 }
 
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-const WORKER_SELECT_ALL: &str = "SELECT w.name, w.version, v.sha256, v.size, v.created_at, w.memory, w.pids, w.cpu, w.storage, w.max_objects, w.timeout_ms
+const WORKER_SELECT_ALL: &str = "SELECT w.name, w.version, v.sha256, v.size, v.created_at, w.memory, w.pids, w.cpu, w.storage, w.max_objects, w.timeout_ms, w.cpu_budget_ms, w.max_response, w.max_instances, w.log_bytes
      FROM workers w JOIN versions v ON v.worker = w.name AND v.version = w.version ORDER BY w.name";
-const WORKER_SELECT_ONE: &str = "SELECT w.name, w.version, v.sha256, v.size, v.created_at, w.memory, w.pids, w.cpu, w.storage, w.max_objects, w.timeout_ms
+const WORKER_SELECT_ONE: &str = "SELECT w.name, w.version, v.sha256, v.size, v.created_at, w.memory, w.pids, w.cpu, w.storage, w.max_objects, w.timeout_ms, w.cpu_budget_ms, w.max_response, w.max_instances, w.log_bytes
      FROM workers w JOIN versions v ON v.worker = w.name AND v.version = w.version WHERE w.name = ?";
 
 fn worker_from_row(r: &sqlx::sqlite::SqliteRow) -> WorkerInfo {
@@ -422,6 +469,10 @@ fn worker_from_row(r: &sqlx::sqlite::SqliteRow) -> WorkerInfo {
             storage: u(8),
             max_objects: u(9),
             timeout: Duration::from_millis(u(10)),
+            cpu_budget: Duration::from_millis(u(11)),
+            max_response: u(12),
+            max_instances: u(13),
+            log_bytes: u(14),
         },
     }
 }

@@ -13,6 +13,10 @@
 //! | `POST /exec` | execve("/bin/sh") (a seccomp violation) |
 //! | `POST /memory` | allocate and touch memory until killed |
 //! | `GET /big?n=N` | answer N bytes |
+//! | `GET /spin?ms=N` | burn N ms of CPU time, then answer |
+//! | `GET /flood?lines=N` | print N lines on stdout (forever without `lines`), then answer |
+//! | `GET /blobs` | rows in table `blobs` |
+//! | `POST /fill?mb=N` | insert N MiB of blobs, 256 KiB per statement; answer the first SQL error or `filled` |
 
 use std::io::Write;
 use std::os::fd::FromRawFd;
@@ -85,6 +89,58 @@ fn handle(ctx: &mut Ctx<'_>, req: Request) -> Result<Response, SqlError> {
                 hog.push(vec![1u8; 16 << 20]);
             }
         }
+        ("GET", "/spin") => {
+            let ms: u64 = req
+                .query_param("ms")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(100);
+            // burn CPU time (not wall time: the machine may be busy)
+            let start = cpu_time();
+            let mut x = 0u64;
+            while cpu_time().saturating_sub(start) < std::time::Duration::from_millis(ms) {
+                for _ in 0..10_000 {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            }
+            Ok(Response::text(200, format!("spun {ms}ms")))
+        }
+        ("GET", "/flood") => {
+            let lines: Option<u64> = req.query_param("lines").and_then(|s| s.parse().ok());
+            let mut out = std::io::stdout().lock();
+            let mut i = 0u64;
+            while lines.is_none_or(|n| i < n) {
+                let _ = writeln!(
+                    out,
+                    "flood line {i} ........................................................"
+                );
+                i += 1;
+            }
+            let _ = out.flush();
+            Ok(Response::text(200, format!("printed {i} lines")))
+        }
+        ("POST", "/fill") => {
+            let mb: u64 = req
+                .query_param("mb")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(8);
+            ctx.sql_with_schema(SCHEMA, "SELECT 1 FROM t LIMIT 1", &[])?;
+            ctx.execute("CREATE TABLE IF NOT EXISTS blobs (b BLOB)", &[])?;
+            for _ in 0..mb * 4 {
+                if let Err(e) = ctx.execute("INSERT INTO blobs VALUES (randomblob(262144))", &[]) {
+                    return Ok(Response::text(
+                        200,
+                        format!("error {} {}", e.code.to_u16().unwrap_or(0), e.message),
+                    ));
+                }
+            }
+            Ok(Response::text(200, "filled"))
+        }
+        ("GET", "/blobs") => {
+            ctx.execute("CREATE TABLE IF NOT EXISTS blobs (b BLOB)", &[])?;
+            let rows = ctx.sql("SELECT count(*) FROM blobs", &[])?;
+            let n = rows.value().and_then(|v| v.as_i64()).unwrap_or(-1);
+            Ok(Response::text(200, n.to_string()))
+        }
         ("GET", "/big") => {
             let n = req
                 .query_param("n")
@@ -94,6 +150,20 @@ fn handle(ctx: &mut Ctx<'_>, req: Request) -> Result<Response, SqlError> {
         }
         _ => Ok(Response::not_found()),
     }
+}
+
+/// CPU time this process has used.
+fn cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`, which lives for the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    std::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 fn main() {

@@ -39,8 +39,9 @@ pub enum CgroupDriver {
     V2(v2::V2),
 }
 
-/// One cell's cgroup(s).
-#[derive(Debug)]
+/// One cell's cgroup(s). Cloning gives another handle on the same directories (to read
+/// counters or adjust limits from elsewhere); only the cell's owner removes them.
+#[derive(Debug, Clone)]
 pub enum CellCgroup {
     /// v1 cell: one directory per hierarchy
     V1(v1::V1Cell),

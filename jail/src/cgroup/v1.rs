@@ -26,7 +26,7 @@ pub struct V1 {
 }
 
 /// One cell's directories.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct V1Cell {
     memory: PathBuf,
     pids: PathBuf,

@@ -22,7 +22,7 @@ pub struct V2 {
 }
 
 /// One cell's directory.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct V2Cell {
     dir: PathBuf,
 }
