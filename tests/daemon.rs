@@ -651,3 +651,42 @@ fn idle_instances_stop_and_come_back_with_their_data() {
         "2"
     );
 }
+
+#[test]
+fn operators_can_query_an_object_and_ask_the_daemon_for_its_layers() {
+    let d = Daemon::start();
+    assert_eq!(d.deploy("counter", &example("counter"), "").status, 201);
+    assert_eq!(
+        d.fetch("counter", "alice", "POST", "/increment", b"")
+            .status,
+        200
+    );
+    let r = d.request(
+        "POST",
+        "/v1/workers/counter/objects/alice/sql",
+        br#"{"sql": "SELECT value FROM counter WHERE id = ?", "params": [0]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["columns"][0], "value");
+    assert_eq!(r.json()["rows"][0][0], 1);
+    // the same guards as guest SQL
+    let r = d.request(
+        "POST",
+        "/v1/workers/counter/objects/alice/sql",
+        br#"{"sql": "PRAGMA synchronous = OFF"}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("SQL error 3"), "{}", r.text());
+    let r = d.request(
+        "POST",
+        "/v1/workers/counter/objects/nobody/sql",
+        br#"{"sql": "SELECT 1"}"#,
+    );
+    assert_eq!(r.status, 404);
+    let r = d.request("POST", "/v1/workers/counter/objects/alice/sql", b"not json");
+    assert_eq!(r.status, 400);
+    let doc = d.request("GET", "/v1/doctor", b"").json();
+    let layers = doc["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 7);
+    assert!(layers.iter().all(|l| l["ok"] == true), "{doc}");
+}

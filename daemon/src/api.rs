@@ -182,6 +182,92 @@ async fn handle_counted(
     }
 }
 
+fn json_params(v: &serde_json::Value) -> Result<Vec<warren_guest::Value>, ApiError> {
+    use warren_guest::Value;
+    let Some(list) = v.as_array() else {
+        return if v.is_null() {
+            Ok(Vec::new())
+        } else {
+            Err(ApiError::bad_request("\"params\" must be a list"))
+        };
+    };
+    list.iter()
+        .map(|p| match p {
+            serde_json::Value::Null => Ok(Value::Null),
+            serde_json::Value::Bool(b) => Ok(Value::Integer(i64::from(*b))),
+            serde_json::Value::Number(n) => Ok(n
+                .as_i64()
+                .map(Value::Integer)
+                .unwrap_or_else(|| Value::Real(n.as_f64().unwrap_or(0.0)))),
+            serde_json::Value::String(s) => Ok(Value::Text(s.clone())),
+            _ => Err(ApiError::bad_request(
+                "params must be null, booleans, numbers or strings",
+            )),
+        })
+        .collect()
+}
+
+fn json_value(v: &warren_guest::Value) -> serde_json::Value {
+    use warren_guest::Value;
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(i) => serde_json::json!(i),
+        Value::Real(f) => serde_json::json!(f),
+        Value::Text(t) => serde_json::json!(t),
+        Value::Blob(b) => {
+            serde_json::json!({ "blob_hex": b.iter().map(|x| format!("{x:02x}")).collect::<String>() })
+        }
+    }
+}
+
+/// Run an operator's statement on an object's database, in its own transaction, under the
+/// same guards as guest SQL (no ATTACH, no settings, no extensions).
+async fn admin_sql(
+    app: &App,
+    worker: &str,
+    object: &str,
+    sql: &str,
+    params: &[warren_guest::Value],
+) -> Result<serde_json::Value, ApiError> {
+    let w = app.registry.worker(worker).await?;
+    crate::names::check_object(object)?;
+    let known = app
+        .registry
+        .objects(worker)
+        .await?
+        .iter()
+        .any(|(o, _)| o == object);
+    if !known {
+        return Err(ApiError::not_found(format!(
+            "worker {worker:?} has no object {object:?}"
+        )));
+    }
+    let path = app
+        .registry
+        .object_file(worker, object, w.limits.max_objects)
+        .await?;
+    let mut db = None;
+    let mut store = crate::broker::RequestStore::new(&mut db, &path, w.limits.storage);
+    let result = store.run(sql, params).await;
+    let ok = result.is_ok();
+    store
+        .finish(ok)
+        .await
+        .map_err(|e| ApiError::internal(format!("commit: {e}")))?;
+    match result {
+        Ok(rows) => Ok(serde_json::json!({
+            "columns": rows.columns,
+            "rows": rows.rows.iter().map(|r| r.iter().map(json_value).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            "rows_changed": rows.rows_changed,
+            "last_insert_id": rows.last_insert_id,
+        })),
+        Err(f) => Err(ApiError::bad_request(format!(
+            "SQL error {}: {}",
+            f.code, f.message
+        ))),
+    }
+}
+
 /// Refresh the sampled gauges and render the metrics.
 pub async fn refresh_metrics(app: &App) {
     app.metrics.set_warm(app.pool.warm());
@@ -276,6 +362,44 @@ async fn route_control(app: &Arc<App>, req: Request<Incoming>) -> Result<Respons
                 "instances": app.router.active_instances(),
             }),
         )),
+        (["doctor"], &Method::GET) => {
+            let layers: Vec<_> = warren_jail::doctor::check_with(
+                &warren_jail::Profile::default(),
+                app.pool.zygote().cgroups(),
+            )
+            .into_iter()
+            .map(|r| serde_json::json!({"layer": r.layer.to_string(), "ok": r.ok, "detail": r.detail}))
+            .collect();
+            let pool_error = app.pool.last_error();
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "layers": layers,
+                    "warm_husks": app.pool.warm(),
+                    "pool_size": app.config.pool_size,
+                    "pool_error": pool_error,
+                    "instances": app.router.active_instances(),
+                    "state_dir": app.config.state_dir.display().to_string(),
+                }),
+            ))
+        }
+        (["workers", w, "objects", o, "sql"], &Method::POST) => {
+            let worker = decode_segment(w, "worker name")?;
+            let object = decode_segment(o, "object name")?;
+            let body = body(req, 1 << 20).await?;
+            let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "body must be JSON {{\"sql\": \"...\", \"params\": [...]}}: {e}"
+                ))
+            })?;
+            let sql = v["sql"]
+                .as_str()
+                .ok_or_else(|| ApiError::bad_request("body needs a string field \"sql\""))?;
+            let params = json_params(&v["params"])?;
+            let rows = admin_sql(app, &worker, &object, sql, &params).await?;
+            Ok(json(StatusCode::OK, &rows))
+        }
         (["usage"], &Method::GET) => {
             let mut worker = None;
             let mut since = 0u64;

@@ -367,10 +367,12 @@ impl Instance {
 
     /// CPU time the instance has used so far, microseconds (0 without the cgroup layer).
     pub fn cpu_usec(&self) -> u64 {
-        self.cgroup
-            .as_ref()
-            .map(|c| c.stats().cpu_usage_usec)
-            .unwrap_or(0)
+        self.stats().cpu_usage_usec
+    }
+
+    /// The instance's cgroup counters (zeros without the cgroup layer).
+    pub fn stats(&self) -> warren_jail::cgroup::CellStats {
+        self.cgroup.as_ref().map(|c| c.stats()).unwrap_or_default()
     }
 
     /// Apply new cgroup limits to the running instance (a limit change without a redeploy).

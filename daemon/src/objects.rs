@@ -342,6 +342,9 @@ impl ObjectActor {
                 _ = tokio::time::sleep(self.router.idle_timeout) => None,
                 _ = self.state.stop.notified() => {
                     // evicted (or forgotten): stop the instance, keep serving
+                    if self.instance.is_some() {
+                        self.router.metrics.kill(KillKind::Idle);
+                    }
                     self.stop_instance();
                     continue;
                 }
@@ -350,6 +353,7 @@ impl ObjectActor {
                 // idle (or forgotten): let the instance and the database go
                 if self.instance.is_some() {
                     tracing::info!(worker = %self.worker, object = %self.object, "stopping idle instance");
+                    self.router.metrics.kill(KillKind::Idle);
                 }
                 self.stop_instance();
                 self.db = None;
@@ -485,6 +489,7 @@ impl ObjectActor {
             .as_ref()
             .is_some_and(|(i, _)| i.version != deployed.version)
         {
+            self.router.metrics.kill(KillKind::Redeploy);
             self.stop_instance();
         }
         let registry = Arc::clone(&self.router.registry);
@@ -516,11 +521,15 @@ impl ObjectActor {
         let (inst, _) = self.instance.as_mut().expect("instance started above");
         // limits changed without a redeploy apply to the running instance
         inst.update_limits(limits)?;
-        let cpu0 = inst.cpu_usec();
+        let before = inst.stats();
         let mut store = RequestStore::new(&mut self.db, &db_path, deployed.limits.storage);
         store.observe(&self.worker, Arc::clone(&self.router.metrics));
         let result = sendable(inst.call(&mut store, &job.req, &deployed.limits)).await;
-        usage.cpu_us = inst.cpu_usec().saturating_sub(cpu0);
+        let after = inst.stats();
+        usage.cpu_us = after.cpu_usage_usec.saturating_sub(before.cpu_usage_usec);
+        for _ in before.pids_limit_hits..after.pids_limit_hits.min(before.pids_limit_hits + 1000) {
+            self.router.metrics.reject(LimitKind::Pids);
+        }
         usage.rows_read = store.rows_read;
         usage.rows_written = store.rows_written;
         let commit = matches!(&result, Ok(r) if r.status < 400);

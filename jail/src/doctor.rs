@@ -37,6 +37,23 @@ fn report(layer: Layer, r: Result<String, String>) -> LayerReport {
 /// Check every layer without starting a cell (see the `warren-jail doctor` command for the
 /// live check that also starts one).
 pub fn check(profile: &Profile) -> Vec<LayerReport> {
+    let cgroups = CgroupDriver::detect(crate::CGROUP_GROUP)
+        .map(|d| d.describe())
+        .map_err(|e| e.to_string());
+    check_layers(profile, cgroups)
+}
+
+/// Like [`check`], reporting the cgroup driver a running jail already uses (detecting again
+/// could move processes on a delegated cgroup v2 host).
+pub fn check_with(profile: &Profile, cgroups: Option<&CgroupDriver>) -> Vec<LayerReport> {
+    let cgroups = match cgroups {
+        Some(d) => Ok(d.describe()),
+        None => Err("turned off in this profile".to_string()),
+    };
+    check_layers(profile, cgroups)
+}
+
+fn check_layers(profile: &Profile, cgroups: Result<String, String>) -> Vec<LayerReport> {
     let ns = ["user", "pid", "mnt", "net", "ipc", "uts", "cgroup"];
     let missing: Vec<&str> = ns
         .iter()
@@ -83,9 +100,6 @@ pub fn check(profile: &Profile) -> Vec<LayerReport> {
                 Err("the kernel lacks seccomp user notification".into())
             }
         });
-    let cgroups = CgroupDriver::detect(crate::CGROUP_GROUP)
-        .map(|d| d.describe())
-        .map_err(|e| e.to_string());
     vec![
         report(Layer::Namespaces, namespaces),
         report(Layer::Filesystem, filesystem),

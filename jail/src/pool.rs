@@ -78,6 +78,11 @@ impl HuskPool {
         }
     }
 
+    /// The zygote the pool takes husks from.
+    pub fn zygote(&self) -> &Zygote {
+        &self.shared.zygote
+    }
+
     /// Number of warm husks right now.
     pub fn warm(&self) -> usize {
         self.shared.state.lock().expect("pool lock").ready.len()

@@ -88,6 +88,11 @@ impl Zygote {
         }
     }
 
+    /// The cgroup driver the zygote's cells use.
+    pub fn cgroups(&self) -> Option<&CgroupDriver> {
+        self.cgroups.as_ref()
+    }
+
     /// The zygote's pid.
     pub fn pid(&self) -> i32 {
         self.pid.as_raw()
