@@ -30,6 +30,7 @@ mod transport;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use http_body_util::BodyExt as _;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -37,8 +38,8 @@ use serde::de::DeserializeOwned;
 pub use crate::error::{Error, ErrorBody, ErrorDetail, Result};
 pub use crate::limits::{DeployLimits, LimitError};
 pub use crate::types::{
-    DeletedObject, DeletedWorker, FetchRequest, FetchResponse, Health, Limits, ObjectInfo,
-    ObjectList, Worker, WorkerDetail, WorkerList, WorkerVersion, WARREN_ERROR_HEADER,
+    DeletedObject, DeletedWorker, FetchRequest, FetchResponse, Health, Limits, LogEntry, LogQuery,
+    ObjectInfo, ObjectList, Worker, WorkerDetail, WorkerList, WorkerVersion, WARREN_ERROR_HEADER,
 };
 /// The `http` crate, whose types (`HeaderMap`, ...) appear in this API.
 pub use hyper::http;
@@ -54,6 +55,15 @@ pub const MAX_PROGRAM: usize = 256 << 20;
 
 /// The largest request body a fetch may carry (16 MiB).
 pub const MAX_FETCH_BODY: usize = 16 << 20;
+
+/// The most log lines one [`Client::logs`] may ask for with [`LogQuery::tail`].
+pub const MAX_LOG_TAIL: usize = 10_000;
+
+/// The longest log line ([`LogReader`]) this client accepts, bytes of JSON.
+pub const MAX_LOG_LINE: usize = 1 << 20;
+
+/// The largest error body read from a log request.
+const MAX_ERROR_BODY: usize = 64 << 10;
 
 /// Request headers that the client sets itself (or that make no sense end to end), refused in
 /// a [`FetchRequest`].
@@ -210,6 +220,59 @@ impl Client {
         })
     }
 
+    /// `GET /v1/workers/{name}/logs`: the worker's last log lines (of one object when
+    /// [`LogQuery::object`] is given), then, with [`LogQuery::follow`], new lines as they come.
+    ///
+    /// An unknown worker or a bad query is an `Err` here; then read the lines with
+    /// [`LogReader::next`]:
+    ///
+    /// ```no_run
+    /// # async fn demo() -> warren_client::Result<()> {
+    /// use warren_client::{Client, LogQuery};
+    ///
+    /// let client = Client::from_env();
+    /// let query = LogQuery { object: Some("alice".into()), follow: true, ..LogQuery::default() };
+    /// let mut logs = client.logs("counter", query).await?;
+    /// while let Some(entry) = logs.next().await? {
+    ///     println!("{} {}: {}", entry.object, entry.stream, entry.line);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn logs(&self, name: &str, query: LogQuery) -> Result<LogReader> {
+        let target = uri::logs(name, &query)?;
+        let mut answer = transport::open(
+            &self.socket,
+            Method::GET,
+            &target,
+            HeaderMap::new(),
+            Bytes::new(),
+        )
+        .await?;
+        if !answer.status.is_success() {
+            let mut body = Vec::new();
+            while body.len() < MAX_ERROR_BODY {
+                match answer.body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            body.extend_from_slice(&data);
+                        }
+                    }
+                    Some(Err(e)) => return Err(transport::transport_error(&self.socket, &e)),
+                    None => break,
+                }
+            }
+            return Err(Error::from_response(answer.status.as_u16(), &body));
+        }
+        Ok(LogReader {
+            socket: self.socket.clone(),
+            answer,
+            buf: Vec::new(),
+            scanned: 0,
+            done: false,
+        })
+    }
+
     /// `GET` of an API path (e.g. `/v1/workers`, see [`uri`]): the body of a 2xx answer
     /// verbatim; any other status is an error as for the typed methods.
     pub async fn get_raw(&self, api_path: &str) -> Result<Bytes> {
@@ -246,6 +309,75 @@ impl Client {
             .send(Method::DELETE, target, HeaderMap::new(), Bytes::new())
             .await?;
         json_answer(status, &body)
+    }
+}
+
+/// The lines of [`Client::logs`], read as they arrive (`application/x-ndjson`: one JSON
+/// [`LogEntry`] per line). Dropping it closes the connection.
+#[derive(Debug)]
+pub struct LogReader {
+    socket: PathBuf,
+    answer: transport::Answer,
+    /// Bytes received and not yet returned.
+    buf: Vec<u8>,
+    /// How much of `buf` is known to hold no newline.
+    scanned: usize,
+    /// The body ended.
+    done: bool,
+}
+
+impl LogReader {
+    /// The next entry; `Ok(None)` when the daemon ended the stream (at once without
+    /// [`LogQuery::follow`], when the worker is deleted or the daemon stops with it).
+    pub async fn next(&mut self) -> Result<Option<LogEntry>> {
+        let Some(line) = self.next_line().await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&line).map(Some).map_err(|e| {
+            Error::Protocol(format!(
+                "a log line is not the expected JSON ({e}): {:?}",
+                String::from_utf8_lossy(&line[..line.len().min(120)])
+            ))
+        })
+    }
+
+    /// The next line of the stream as it came (its JSON, without the newline; blank lines
+    /// are skipped); `Ok(None)` at the end.
+    pub async fn next_line(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            if let Some(at) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+                let end = self.scanned + at;
+                let line: Vec<u8> = self.buf.drain(..=end).take(end).collect();
+                self.scanned = 0;
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return Ok(Some(Bytes::from(line)));
+            }
+            self.scanned = self.buf.len();
+            if self.buf.len() > MAX_LOG_LINE {
+                return Err(Error::Protocol(format!(
+                    "a log line is longer than {MAX_LOG_LINE} bytes"
+                )));
+            }
+            if self.done {
+                if self.buf.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(None);
+                }
+                // The last line had no newline.
+                self.scanned = 0;
+                return Ok(Some(Bytes::from(std::mem::take(&mut self.buf))));
+            }
+            match self.answer.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => return Err(transport::transport_error(&self.socket, &e)),
+                None => self.done = true,
+            }
+        }
     }
 }
 

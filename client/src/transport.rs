@@ -6,6 +6,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::header::{HeaderValue, HOST};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -21,6 +22,40 @@ pub(crate) async fn exchange(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, HeaderMap, Bytes)> {
+    let mut answer = open(socket, method, target, headers, body).await?;
+    let body = (&mut answer.body)
+        .collect()
+        .await
+        .map_err(|e| transport_error(socket, &e))?
+        .to_bytes();
+    Ok((answer.status, std::mem::take(&mut answer.headers), body))
+}
+
+/// An answer whose body is still arriving. Dropping it closes the connection.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Incoming,
+    /// Drives the connection; aborted on drop.
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Connects to `socket`, sends one request and reads the answer's head; the body is read by
+/// the caller, frame by frame.
+pub(crate) async fn open(
+    socket: &Path,
+    method: Method,
+    target: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Answer> {
     let mut request = Request::builder()
         .method(method)
         .uri(target)
@@ -50,29 +85,25 @@ pub(crate) async fn exchange(
         let _ = connection.await;
     });
 
-    let result = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| transport_error(socket, &e))?;
-        let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| transport_error(socket, &e))?
-            .to_bytes();
-        Ok((parts.status, parts.headers, body))
+    match sender.send_request(request).await {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            Ok(Answer {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+                driver,
+            })
+        }
+        Err(e) => {
+            driver.abort();
+            Err(transport_error(socket, &e))
+        }
     }
-    .await;
-    drop(sender);
-    if result.is_err() {
-        driver.abort();
-    }
-    result
 }
 
 /// Turns a hyper error after connecting into an [`Error`].
-fn transport_error(socket: &Path, err: &hyper::Error) -> Error {
+pub(crate) fn transport_error(socket: &Path, err: &hyper::Error) -> Error {
     let context = format!("the connection to warrend at {} failed", socket.display());
     let mut source = err.source();
     while let Some(cause) = source {

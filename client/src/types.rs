@@ -221,6 +221,37 @@ impl FetchResponse {
     }
 }
 
+/// One line of a worker's log, as `GET /v1/workers/{worker}/logs` streams them
+/// ([`Client::logs`](crate::Client::logs)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// When the line was read (or the notice written), Unix milliseconds.
+    pub ts_ms: u64,
+    /// The worker.
+    pub worker: String,
+    /// The object whose instance printed it (empty for a notice about the stream itself).
+    pub object: String,
+    /// The request the instance was serving, if any.
+    #[serde(default)]
+    pub request_id: Option<u64>,
+    /// `stdout`, `stderr`, or `system` for what the daemon says about the log (dropped lines).
+    pub stream: String,
+    /// The line, without its newline.
+    pub line: String,
+}
+
+/// What [`Client::logs`](crate::Client::logs) asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Only this object's lines.
+    pub object: Option<String>,
+    /// How many of the last lines to send first (the daemon's default is 100; at most
+    /// [`MAX_LOG_TAIL`](crate::MAX_LOG_TAIL)).
+    pub tail: Option<usize>,
+    /// Keep the stream open and send new lines as they come.
+    pub follow: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +347,21 @@ mod tests {
         assert_eq!(daemon.warren_error_code(), Some("guest_timeout"));
         let err = daemon.daemon_error().unwrap();
         assert_eq!(err.to_string(), "took longer than 5s (guest_timeout)");
+    }
+
+    #[test]
+    fn log_entries() {
+        let e: LogEntry = serde_json::from_str(
+            r#"{"ts_ms": 1796400000123, "worker": "counter", "object": "alice",
+                "request_id": 7, "stream": "stdout", "line": "hello"}"#,
+        )
+        .unwrap();
+        assert_eq!((e.request_id, e.stream.as_str()), (Some(7), "stdout"));
+        let e: LogEntry = serde_json::from_str(
+            r#"{"ts_ms": 1, "worker": "w", "object": "", "request_id": null, "stream": "system",
+                "line": "3 lines dropped", "new_field": true}"#,
+        )
+        .unwrap();
+        assert_eq!(e.request_id, None);
     }
 }

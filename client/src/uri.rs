@@ -78,6 +78,33 @@ pub fn object(worker: &str, object: &str) -> Result<String> {
     ))
 }
 
+/// `/v1/workers/{worker}/logs[?object=O&tail=N&follow=1]`.
+pub fn logs(worker: &str, query: &crate::LogQuery) -> Result<String> {
+    let mut out = format!("/v1/workers/{}/logs", worker_segment(worker)?);
+    let mut params = Vec::new();
+    if let Some(object) = &query.object {
+        object_segment(object)?;
+        params.push(format!("object={}", query_value(object)));
+    }
+    if let Some(tail) = query.tail {
+        if tail > crate::MAX_LOG_TAIL {
+            return Err(Error::InvalidArgument(format!(
+                "a tail of {tail} lines is too many; warrend keeps at most {} per request",
+                crate::MAX_LOG_TAIL
+            )));
+        }
+        params.push(format!("tail={tail}"));
+    }
+    if query.follow {
+        params.push("follow=1".into());
+    }
+    if !params.is_empty() {
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    Ok(out)
+}
+
 /// `/v1/workers/{worker}/objects/{object}/fetch{path}`, where `path` is the request target the
 /// guest sees (see the module docs for how it is encoded). An empty `path` means `/`.
 pub fn fetch(worker: &str, object: &str, path: &str) -> Result<String> {
@@ -223,6 +250,45 @@ mod tests {
             let target = f(p);
             assert!(target.parse::<hyper::Uri>().is_ok(), "{target}");
         }
+    }
+
+    #[test]
+    fn log_paths() {
+        use crate::LogQuery;
+        assert_eq!(
+            logs("app", &LogQuery::default()).unwrap(),
+            "/v1/workers/app/logs"
+        );
+        let q = LogQuery {
+            object: Some("chat/room 1".into()),
+            tail: Some(5),
+            follow: true,
+        };
+        assert_eq!(
+            logs("app", &q).unwrap(),
+            "/v1/workers/app/logs?object=chat%2Froom%201&tail=5&follow=1"
+        );
+        let q = LogQuery {
+            tail: Some(0),
+            ..LogQuery::default()
+        };
+        assert_eq!(logs("app", &q).unwrap(), "/v1/workers/app/logs?tail=0");
+        for bad in [
+            LogQuery {
+                object: Some(String::new()),
+                ..LogQuery::default()
+            },
+            LogQuery {
+                tail: Some(10_001),
+                ..LogQuery::default()
+            },
+        ] {
+            assert!(matches!(logs("app", &bad), Err(Error::InvalidArgument(_))));
+        }
+        assert!(matches!(
+            logs("", &LogQuery::default()),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 
     #[test]

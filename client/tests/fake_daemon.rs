@@ -2,16 +2,21 @@
 //! in a temporary directory that records every request and answers like docs/api.md says.
 
 use std::convert::Infallible;
-use std::io::Write as _;
+use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Frame;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use warren_client::{Client, DeployLimits, Error, FetchRequest};
+use tokio::sync::{mpsc, Notify};
+use warren_client::{Client, DeployLimits, Error, FetchRequest, LogQuery};
 
 /// One request as the fake daemon received it.
 #[derive(Debug, Clone)]
@@ -37,6 +42,8 @@ struct FakeDaemon {
     _dir: tempfile::TempDir,
     socket: PathBuf,
     log: Arc<Mutex<Vec<Recorded>>>,
+    /// A followed log stream (`logs?follow=1`) sends its second entry after this is notified.
+    release: Arc<Notify>,
 }
 
 impl FakeDaemon {
@@ -47,6 +54,8 @@ impl FakeDaemon {
         listener.set_nonblocking(true).unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let server_log = Arc::clone(&log);
+        let release = Arc::new(Notify::new());
+        let server_release = Arc::clone(&release);
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -57,10 +66,12 @@ impl FakeDaemon {
                 loop {
                     let (stream, _) = listener.accept().await.unwrap();
                     let log = Arc::clone(&server_log);
+                    let release = Arc::clone(&server_release);
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(move |req| {
                             let log = Arc::clone(&log);
-                            async move { Ok::<_, Infallible>(handle(req, &log).await) }
+                            let release = Arc::clone(&release);
+                            async move { Ok::<_, Infallible>(route(req, &log, release).await) }
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)
@@ -73,6 +84,7 @@ impl FakeDaemon {
             _dir: dir,
             socket,
             log,
+            release,
         }
     }
 
@@ -162,6 +174,65 @@ fn decode(segment: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// Two log entries of worker `counter` as the daemon sends them (`application/x-ndjson`).
+const LOG_ALICE: &str = r#"{"ts_ms":1796400000123,"worker":"counter","object":"alice","request_id":7,"stream":"stdout","line":"hello from alice"}"#;
+const LOG_SYSTEM: &str = r#"{"ts_ms":1796400001005,"worker":"counter","object":"chat/room 1","request_id":null,"stream":"system","line":"3 lines dropped (rate limit of 200 lines/s)"}"#;
+const LOG_ROOM: &str = r#"{"ts_ms":1796400002000,"worker":"counter","object":"chat/room 1","request_id":null,"stream":"stderr","line":"\u001b[31mred\tand tab"}"#;
+
+/// A response body whose chunks are sent as they come through a channel.
+struct Chunks(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|c| c.map(|c| Ok(Frame::data(c))))
+    }
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// `GET /v1/workers/counter/logs?follow=1` streams (chunked): the first entry in two pieces,
+/// then, once the test releases it, the second, then the end. Everything else is [`handle`].
+async fn route(
+    req: Request<hyper::body::Incoming>,
+    log: &Mutex<Vec<Recorded>>,
+    release: Arc<Notify>,
+) -> Response<Body> {
+    let following = req.uri().path() == "/v1/workers/counter/logs"
+        && req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "follow=1"));
+    if !following {
+        return handle(req, log).await.map(BodyExt::boxed);
+    }
+    log.lock().unwrap().push(Recorded {
+        method: req.method().to_string(),
+        target: req.uri().path_and_query().unwrap().as_str().to_string(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    });
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let (a, b) = LOG_ALICE.split_at(30);
+        tx.send(Bytes::from(a)).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tx.send(Bytes::from(format!("{b}\n"))).await.unwrap();
+        release.notified().await;
+        tx.send(Bytes::from(format!("{LOG_ROOM}\n"))).await.unwrap();
+    });
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/x-ndjson")
+        .body(BodyExt::boxed(Chunks(rx)))
+        .unwrap()
+}
+
 async fn handle(
     req: Request<hyper::body::Incoming>,
     log: &Mutex<Vec<Recorded>>,
@@ -232,6 +303,24 @@ async fn handle(
             .body(Full::new(Bytes::from_static(b"<html>proxy error</html>")))
             .unwrap(),
         ("GET", ["v1", "workers", "garbled", "objects"]) => json(200, r#"{"objects": 7}"#.into()),
+        ("GET", ["v1", "workers", "counter", "logs"]) => {
+            let query = parts.uri.query().unwrap_or("");
+            let body = if query.contains("object=alice") {
+                format!("{LOG_ALICE}\n")
+            } else {
+                format!("{LOG_ALICE}\n{LOG_SYSTEM}\n\n{LOG_ROOM}\n")
+            };
+            Response::builder()
+                .status(200)
+                .header("content-type", "application/x-ndjson")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap()
+        }
+        ("GET", ["v1", "workers", "garbled", "logs"]) => Response::builder()
+            .status(200)
+            .header("content-type", "application/x-ndjson")
+            .body(Full::new(Bytes::from(format!("{LOG_ALICE}\nnot json\n"))))
+            .unwrap(),
         ("DELETE", ["v1", "workers", "counter", "objects", object]) => json(
             200,
             serde_json::json!({"deleted": decode(object)}).to_string(),
@@ -543,6 +632,94 @@ async fn a_missing_socket_is_a_connect_error() {
         "{msg}"
     );
     assert!(msg.contains("is warrend running?"), "{msg}");
+}
+
+#[tokio::test]
+async fn logs_tail_and_filter() {
+    let fake = FakeDaemon::start();
+    let client = fake.client();
+    let mut reader = client.logs("counter", LogQuery::default()).await.unwrap();
+    let mut entries = Vec::new();
+    while let Some(e) = reader.next().await.unwrap() {
+        entries.push(e);
+    }
+    assert_eq!(entries.len(), 3, "blank lines are skipped: {entries:?}");
+    assert_eq!(
+        (
+            entries[0].object.as_str(),
+            entries[0].request_id,
+            entries[0].stream.as_str()
+        ),
+        ("alice", Some(7), "stdout")
+    );
+    assert_eq!(entries[0].line, "hello from alice");
+    assert_eq!(entries[0].ts_ms, 1_796_400_000_123);
+    assert_eq!(
+        (entries[1].stream.as_str(), entries[1].request_id),
+        ("system", None)
+    );
+    assert_eq!(entries[2].line, "\u{1b}[31mred\tand tab");
+    assert_eq!(fake.last().target, "/v1/workers/counter/logs");
+    assert!(
+        reader.next().await.unwrap().is_none(),
+        "the end stays the end"
+    );
+
+    let query = LogQuery {
+        object: Some("alice".into()),
+        tail: Some(5),
+        follow: false,
+    };
+    let mut reader = client.logs("counter", query).await.unwrap();
+    assert_eq!(reader.next().await.unwrap().unwrap().object, "alice");
+    assert!(reader.next().await.unwrap().is_none());
+    assert_eq!(
+        fake.last().target,
+        "/v1/workers/counter/logs?object=alice&tail=5"
+    );
+
+    let err = client.logs("shop", LogQuery::default()).await.unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(404), Some("not_found")));
+
+    let mut reader = client.logs("garbled", LogQuery::default()).await.unwrap();
+    assert!(reader.next().await.unwrap().is_some());
+    let err = reader.next().await.unwrap_err();
+    assert!(
+        matches!(err, Error::Protocol(ref m) if m.contains("not json")),
+        "{err:?}"
+    );
+
+    // What cannot be asked is refused before connecting.
+    let before = fake.count();
+    let too_many = LogQuery {
+        tail: Some(10_001),
+        ..LogQuery::default()
+    };
+    let err = client.logs("counter", too_many).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    assert_eq!(fake.count(), before);
+}
+
+#[tokio::test]
+async fn logs_follow_streams_entries_as_they_come() {
+    let fake = FakeDaemon::start();
+    let client = fake.client();
+    let query = LogQuery {
+        follow: true,
+        ..LogQuery::default()
+    };
+    let mut reader = client.logs("counter", query).await.unwrap();
+    assert_eq!(fake.last().target, "/v1/workers/counter/logs?follow=1");
+    // The first entry arrives (in two pieces) while the stream stays open.
+    let first = reader.next().await.unwrap().unwrap();
+    assert_eq!(first.line, "hello from alice");
+    fake.release.notify_one();
+    let second = reader.next().await.unwrap().unwrap();
+    assert_eq!(
+        (second.object.as_str(), second.stream.as_str()),
+        ("chat/room 1", "stderr")
+    );
+    assert!(reader.next().await.unwrap().is_none());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -906,5 +1083,117 @@ async fn a_daemon_that_hangs_up_or_talks_garbage() {
     assert!(
         lines[0].starts_with("warren: cannot list the workers: "),
         "{lines:?}"
+    );
+}
+
+#[test]
+fn cli_logs_prints_lines() {
+    let fake = FakeDaemon::start();
+    let out = fake.warren(&["logs", "counter"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "2026-12-04T16:00:00.123Z alice [7] stdout: hello from alice\n\
+         2026-12-04T16:00:01.005Z chat/room 1 system: 3 lines dropped (rate limit of 200 lines/s)\n\
+         2026-12-04T16:00:02.000Z chat/room 1 stderr: \\u{1b}[31mred\tand tab\n"
+    );
+    assert_eq!(fake.last().target, "/v1/workers/counter/logs");
+
+    let out = fake.warren(&["logs", "counter", "--object", "alice", "--tail", "20"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "2026-12-04T16:00:00.123Z alice [7] stdout: hello from alice\n"
+    );
+    assert_eq!(
+        fake.last().target,
+        "/v1/workers/counter/logs?object=alice&tail=20"
+    );
+
+    // --json: the API's lines verbatim.
+    let out = fake.warren(&["logs", "counter", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{LOG_ALICE}\n{LOG_SYSTEM}\n{LOG_ROOM}\n")
+    );
+
+    // A stream that breaks its promise: what came before is printed, then one error line.
+    let out = fake.warren(&["logs", "garbled"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stdout.iter().filter(|&&b| b == b'\n').count(), 1);
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("warren: the log stream of garbled broke: unexpected answer from warrend: a log line is not the expected JSON"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn cli_logs_follows_until_the_stream_ends() {
+    let fake = FakeDaemon::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .arg("--socket")
+        .arg(&fake.socket)
+        .args(["logs", "counter", "-f"])
+        .env_remove("WARREN_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    // The first line is printed while the stream is still open...
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(
+        first,
+        "2026-12-04T16:00:00.123Z alice [7] stdout: hello from alice\n"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "still following");
+    assert_eq!(fake.last().target, "/v1/workers/counter/logs?follow=1");
+    // ...the next when it comes, and the command ends with the stream.
+    fake.release.notify_one();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(
+        rest,
+        "2026-12-04T16:00:02.000Z chat/room 1 stderr: \\u{1b}[31mred\tand tab\n"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+}
+
+#[test]
+fn cli_logs_errors_are_one_line() {
+    let fake = FakeDaemon::start();
+    let out = fake.warren(&["logs", "shop", "-f"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert_eq!(
+        stderr_lines(&out),
+        [
+            r#"warren: cannot read the logs of shop: worker "shop" does not exist (not_found); run `warren ls` to see the workers"#
+        ]
+    );
+
+    let before = fake.count();
+    let out = fake.warren(&["logs", "counter", "--tail", "10001"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        stderr_lines(&out),
+        ["warren: invalid --tail 10001: at most 10000 lines"]
+    );
+    assert_eq!(fake.count(), before, "nothing was sent");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = warren_with(&dir.path().join("none.sock"), &["logs", "counter"], None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr_lines(&out)[0].starts_with("warren: cannot connect to "),
+        "{out:?}"
     );
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
@@ -39,6 +40,8 @@ pub struct App {
     pub meter: Arc<crate::usage::Meter>,
     /// Prometheus metrics
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// guest logs
+    pub logs: Arc<crate::logs::LogHub>,
     /// settings
     pub config: Config,
     /// who may use the control socket besides root and the daemon's own uid
@@ -56,7 +59,11 @@ pub struct Group {
     pub members: Vec<String>,
 }
 
-type Body = Full<Bytes>;
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
 
 /// Which listener a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,7 +295,7 @@ pub async fn refresh_metrics(app: &App) {
 
 async fn metrics_response(app: &App) -> Response<Body> {
     refresh_metrics(app).await;
-    let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
+    let mut r = Response::new(full(app.metrics.render()));
     r.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static(crate::metrics::CONTENT_TYPE_TEXT),
@@ -297,7 +304,7 @@ async fn metrics_response(app: &App) -> Response<Body> {
 }
 
 fn error_response(e: &ApiError) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(e.body())));
+    let mut r = Response::new(full(e.body()));
     *r.status_mut() = e.status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -309,9 +316,7 @@ fn error_response(e: &ApiError) -> Response<Body> {
 }
 
 fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(
-        serde_json::to_vec(v).unwrap_or_default(),
-    )));
+    let mut r = Response::new(full(serde_json::to_vec(v).unwrap_or_default()));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -494,12 +499,24 @@ async fn route_control(app: &Arc<App>, req: Request<Incoming>) -> Result<Respons
             let name = decode_segment(w, "worker name")?;
             app.registry.worker(&name).await?;
             app.router.forget(&name, None);
+            app.logs.forget(&name);
             let objects = app.registry.delete_worker(&name).await?;
             tracing::info!(worker = %name, objects, "deleted worker");
             Ok(json(
                 StatusCode::OK,
                 &serde_json::json!({"deleted": name, "objects": objects}),
             ))
+        }
+        (["workers", w, "logs"], &Method::GET) => {
+            let name = decode_segment(w, "worker name")?;
+            app.registry.worker(&name).await?;
+            let request = crate::logs::LogRequest::from_query(req.uri().query().unwrap_or(""))?;
+            let mut r = Response::new(app.logs.body(&name, &request).boxed());
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            );
+            Ok(r)
         }
         (["workers", w, "objects"], &Method::GET) => {
             let name = decode_segment(w, "worker name")?;
@@ -599,6 +616,7 @@ async fn fetch(
             worker,
             object,
             GuestRequest {
+                id: 0,
                 method,
                 path,
                 query,
@@ -607,7 +625,7 @@ async fn fetch(
             },
         )
         .await?;
-    let mut r = Response::new(Full::new(Bytes::from(resp.body)));
+    let mut r = Response::new(full(resp.body));
     *r.status_mut() = StatusCode::from_u16(resp.status)
         .map_err(|_| ApiError::guest_protocol(format!("invalid status {}", resp.status)))?;
     for (k, v) in resp.headers {

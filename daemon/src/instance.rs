@@ -17,19 +17,21 @@ use crate::broker::RequestStore;
 use crate::config::WorkerLimits;
 use crate::error::ApiError;
 use crate::frame::{self, Frame, MAX_FRAME, VERSION};
+use crate::logs::{CaptureHandle, InstanceLogLimits, LogHub, Stream};
 use crate::registry::Deployed;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How often a running request's CPU use is checked against its budget.
 const CPU_CHECK: Duration = Duration::from_millis(20);
 
 /// Longest a guest may take to say hello.
 pub const HELLO_TIME: Duration = Duration::from_secs(10);
-/// Longest log line kept (longer lines are cut).
-const MAX_LOG_LINE: usize = 4096;
 
 /// A request for a guest.
 #[derive(Debug, Clone)]
 pub struct GuestRequest {
+    /// daemon-wide request id (also in the daemon's and the guest's logs)
+    pub id: u64,
     /// method
     pub method: String,
     /// path after the object, starting with `/`
@@ -83,7 +85,9 @@ pub struct Instance {
     sock: UnixStream,
     kill: KillHandle,
     exited: oneshot::Receiver<Outcome>,
-    next_id: u64,
+    /// the request in flight (0: none), for tagging log lines
+    current: Arc<AtomicU64>,
+    capture: CaptureHandle,
     worker: String,
     object: String,
 }
@@ -92,6 +96,7 @@ impl Instance {
     /// Start `deployed` for `object` in a husk from `pool` and complete the handshake.
     pub async fn start(
         pool: Arc<HuskPool>,
+        logs: Arc<LogHub>,
         deployed: Arc<Deployed>,
         worker: String,
         object: String,
@@ -147,8 +152,20 @@ impl Instance {
                 }
             })
             .map_err(|e| ApiError::unavailable(format!("spawn cell waiter: {e}")))?;
-        spawn_log(out_r, &worker, &object, "stdout");
-        spawn_log(err_r, &worker, &object, "stderr");
+        let current = Arc::new(AtomicU64::new(0));
+        let log_limits = InstanceLogLimits {
+            lines_per_sec: logs.limits().lines_per_sec,
+            bytes_per_instance: deployed.limits.log_bytes,
+        };
+        let capture = logs.capture_with(
+            out_r,
+            &worker,
+            &object,
+            Stream::Stdout,
+            Arc::clone(&current),
+            log_limits,
+        );
+        capture.also_capture(err_r, Stream::Stderr);
         ours.set_nonblocking(true)
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let sock = UnixStream::from_std(ours).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -160,7 +177,8 @@ impl Instance {
             sock,
             kill,
             exited,
-            next_id: 1,
+            current,
+            capture,
             worker,
             object,
         };
@@ -234,12 +252,28 @@ impl Instance {
         req: &GuestRequest,
         limits: &WorkerLimits,
     ) -> Result<GuestResponse, ApiError> {
+        let id = req.id;
+        self.current.store(id, Ordering::Relaxed);
+        let result = self.exchange(db, req, limits).await;
+        self.current.store(0, Ordering::Relaxed);
+        if self.ended.is_some() {
+            // let the last lines of a dead instance reach the log first
+            let _ = tokio::time::timeout(Duration::from_millis(200), self.capture.closed()).await;
+        }
+        result
+    }
+
+    async fn exchange(
+        &mut self,
+        db: &mut RequestStore<'_>,
+        req: &GuestRequest,
+        limits: &WorkerLimits,
+    ) -> Result<GuestResponse, ApiError> {
+        let id = req.id;
         let timeout = limits.timeout;
         let cpu_start = self.cpu_usec();
         let cpu_budget = u64::try_from(limits.cpu_budget.as_micros()).unwrap_or(u64::MAX);
         let mut cpu_check = tokio::time::interval(CPU_CHECK);
-        let id = self.next_id;
-        self.next_id += 1;
         let deadline = tokio::time::Instant::now() + timeout;
         let request = Frame::Request(warren_guest::Request {
             id,
@@ -432,50 +466,16 @@ fn ended(o: Option<Outcome>, when: &str) -> (Ended, ApiError) {
     }
 }
 
+/// A log pipe: the read end non-blocking (for the runtime), the write end blocking, so a guest
+/// that prints fast waits instead of failing with EAGAIN.
 fn pipe() -> Result<(OwnedFd, OwnedFd), ApiError> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-        .map_err(|e| ApiError::unavailable(format!("pipe: {e}")))
-}
-
-fn spawn_log(fd: OwnedFd, worker: &str, object: &str, stream: &'static str) {
-    let worker = worker.to_string();
-    let object = object.to_string();
-    let Ok(rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
-        return;
-    };
-    tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let mut rx = rx;
-        let mut line: Vec<u8> = Vec::with_capacity(256);
-        let mut skipping = false;
-        let mut chunk = [0u8; 4096];
-        let emit = |l: &[u8], cut: bool| {
-            tracing::info!(target: "warren::guest", %worker, %object, stream, cut, "{}", String::from_utf8_lossy(l));
-        };
-        // lines are bounded: a guest printing forever without a newline costs nothing here
-        while let Ok(n) = rx.read(&mut chunk).await {
-            if n == 0 {
-                break;
-            }
-            for &b in &chunk[..n] {
-                if b == b'\n' {
-                    if !skipping {
-                        emit(&line, false);
-                    }
-                    line.clear();
-                    skipping = false;
-                } else if !skipping {
-                    line.push(b);
-                    if line.len() >= MAX_LOG_LINE {
-                        emit(&line, true);
-                        line.clear();
-                        skipping = true;
-                    }
-                }
-            }
-        }
-        if !line.is_empty() {
-            emit(&line, false);
-        }
-    });
+    use std::os::fd::AsRawFd;
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| ApiError::unavailable(format!("pipe: {e}")))?;
+    nix::fcntl::fcntl(
+        r.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .map_err(|e| ApiError::unavailable(format!("pipe: {e}")))?;
+    Ok((r, w))
 }

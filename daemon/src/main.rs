@@ -15,6 +15,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use warren_daemon::api::{self, App, Group};
 use warren_daemon::config::Config;
+use warren_daemon::logs::{LogHub, LogLimits};
 use warren_daemon::metrics::Metrics;
 use warren_daemon::objects::Router;
 use warren_daemon::registry::Registry;
@@ -90,11 +91,20 @@ async fn serve(config: Config, zygote: Zygote) -> anyhow::Result<()> {
         .context("open the usage tables")?;
     let pool = Arc::new(HuskPool::new(zygote, config.pool_size));
     let metrics = Arc::new(Metrics::new());
+    let logs = Arc::new(LogHub::new(LogLimits::default()));
+    {
+        let metrics = Arc::clone(&metrics);
+        logs.on_dropped(move |worker, n| {
+            metrics.log_dropped(worker, n);
+            metrics.reject(warren_daemon::metrics::LimitKind::LogVolume);
+        });
+    }
     let router = Router::new(
         Arc::clone(&registry),
         Arc::clone(&pool),
         Arc::clone(&meter),
         Arc::clone(&metrics),
+        Arc::clone(&logs),
         config.idle_timeout,
         config.max_instances,
     );
@@ -126,6 +136,7 @@ async fn serve(config: Config, zygote: Zygote) -> anyhow::Result<()> {
         pool,
         meter: Arc::clone(&meter),
         metrics: Arc::clone(&metrics),
+        logs,
         config: config.clone(),
         group,
         in_flight: std::sync::atomic::AtomicUsize::new(0),

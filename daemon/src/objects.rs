@@ -89,6 +89,8 @@ pub struct Router {
     pool: Arc<HuskPool>,
     meter: Arc<Meter>,
     metrics: Arc<Metrics>,
+    logs: Arc<crate::logs::LogHub>,
+    next_request: AtomicU64,
     idle_timeout: Duration,
     max_instances: usize,
     capacity: Mutex<Capacity>,
@@ -105,6 +107,7 @@ impl Router {
         pool: Arc<HuskPool>,
         meter: Arc<Meter>,
         metrics: Arc<Metrics>,
+        logs: Arc<crate::logs::LogHub>,
         idle_timeout: Duration,
         max_instances: usize,
     ) -> Arc<Self> {
@@ -113,6 +116,8 @@ impl Router {
             pool,
             meter,
             metrics,
+            logs,
+            next_request: AtomicU64::new(1),
             idle_timeout,
             max_instances,
             capacity: Mutex::new(Capacity::default()),
@@ -144,8 +149,9 @@ impl Router {
         self: &Arc<Self>,
         worker: &str,
         object: &str,
-        req: GuestRequest,
+        mut req: GuestRequest,
     ) -> Result<GuestResponse, ApiError> {
+        req.id = self.next_request.fetch_add(1, Ordering::Relaxed);
         crate::names::check_worker(worker)?;
         crate::names::check_object(object)?;
         // the worker must exist before an actor (or an object) is made for it
@@ -464,7 +470,7 @@ impl ObjectActor {
             {
                 self.instance = None;
             }
-            tracing::warn!(worker = %self.worker, object = %self.object, code = e.code, "request failed: {}", e.message);
+            tracing::warn!(worker = %self.worker, object = %self.object, request_id = job.req.id, code = e.code, "request failed: {}", e.message);
         }
         let _ = limits;
         if usage.instance_starts > 0 {
@@ -504,6 +510,7 @@ impl ObjectActor {
             let t0 = Instant::now();
             let start = Instance::start(
                 Arc::clone(&self.router.pool),
+                Arc::clone(&self.router.logs),
                 Arc::clone(deployed),
                 self.worker.clone(),
                 self.object.clone(),

@@ -7,6 +7,7 @@
 //! warren [--socket PATH] ls [--json]
 //! warren [--socket PATH] rm NAME [OBJECT]
 //! warren [--socket PATH] objects NAME [--json]
+//! warren [--socket PATH] logs NAME [-f|--follow] [--object OBJECT] [--tail N] [--json]
 //! ```
 //!
 //! Every error is one line on stderr starting `warren: `, and exit code 1; usage errors exit 2.
@@ -21,8 +22,8 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context as _};
 use clap::{Parser, Subcommand};
 use warren_client::{
-    error::io_message, Client, DeployLimits, Error, FetchRequest, ObjectInfo, ObjectList, Worker,
-    WorkerList, MAX_FETCH_BODY, MAX_PROGRAM,
+    error::io_message, Client, DeployLimits, Error, FetchRequest, LogEntry, LogQuery, ObjectInfo,
+    ObjectList, Worker, WorkerList, MAX_FETCH_BODY, MAX_LOG_TAIL, MAX_PROGRAM,
 };
 
 /// Command-line client of warrend, the Warren supervisor.
@@ -108,6 +109,26 @@ enum Command {
         /// Worker name.
         name: String,
         /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the last log lines of worker NAME's instances, and with -f new ones as they come.
+    ///
+    /// Each line reads `TIME OBJECT [REQUEST] STREAM: LINE`; STREAM is stdout, stderr, or
+    /// system for what warrend says about the log (lines dropped by the rate or volume limit).
+    Logs {
+        /// Worker name.
+        name: String,
+        /// Keep printing new lines until interrupted.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only the lines of this object.
+        #[arg(long, value_name = "OBJECT")]
+        object: Option<String>,
+        /// How many of the last lines to print first [default: 100; at most 10000].
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+        /// Print the API's JSON lines (one object per line) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -298,8 +319,142 @@ async fn run(client: Client, command: Command) -> anyhow::Result<ExitCode> {
             })?;
             println!("deleted object {:?} of {name}", deleted.deleted);
         }
+        Command::Logs {
+            name,
+            follow,
+            object,
+            tail,
+            json,
+        } => {
+            if tail.is_some_and(|n| n > MAX_LOG_TAIL) {
+                return Err(usage(format!(
+                    "invalid --tail {}: at most {MAX_LOG_TAIL} lines",
+                    tail.unwrap_or_default()
+                )));
+            }
+            if object.as_deref() == Some("") {
+                return Err(usage("invalid --object: the object name is empty"));
+            }
+            let query = LogQuery {
+                object,
+                tail,
+                follow,
+            };
+            logs(&client, &name, query, json).await?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a worker's log lines as they arrive, until the daemon ends the stream (at once
+/// without `-f`) or stdout is closed.
+async fn logs(client: &Client, name: &str, query: LogQuery, json: bool) -> anyhow::Result<()> {
+    let mut reader = client.logs(name, query).await.map_err(|e| {
+        api_error(
+            e,
+            &format!("cannot read the logs of {name}"),
+            Some("run `warren ls` to see the workers"),
+        )
+    })?;
+    let broke = |e: Error| anyhow!("the log stream of {name} broke: {e}");
+    loop {
+        let text = if json {
+            let Some(line) = reader.next_line().await.map_err(broke)? else {
+                break;
+            };
+            // Only what the API promises goes out, verbatim.
+            serde_json::from_slice::<LogEntry>(&line).map_err(|e| {
+                broke(Error::Protocol(format!(
+                    "a log line is not the expected JSON ({e})"
+                )))
+            })?;
+            let mut out = line.to_vec();
+            out.push(b'\n');
+            out
+        } else {
+            let Some(entry) = reader.next().await.map_err(broke)? else {
+                break;
+            };
+            let mut out = log_line(&entry);
+            out.push('\n');
+            out.into_bytes()
+        };
+        if !write_line(&text)? {
+            break; // stdout closed (`| head`): nothing more to do
+        }
+    }
+    Ok(())
+}
+
+/// Writes one line to stdout and flushes it; `false` when stdout is a closed pipe.
+fn write_line(bytes: &[u8]) -> anyhow::Result<bool> {
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e).context("cannot write to stdout"),
+    }
+}
+
+/// `2026-12-04T16:00:00.123Z alice [7] stdout: hello` (the request id only when there is
+/// one). The guest's text is untrusted: control characters (but tab) are escaped, so a line
+/// cannot move the cursor or retitle the terminal.
+fn log_line(e: &LogEntry) -> String {
+    let mut out = rfc3339_millis(e.ts_ms);
+    out.push(' ');
+    out.push_str(&escape_controls(if e.object.is_empty() {
+        "-"
+    } else {
+        &e.object
+    }));
+    if let Some(id) = e.request_id {
+        out.push_str(&format!(" [{id}]"));
+    }
+    out.push(' ');
+    out.push_str(&escape_controls(&e.stream));
+    out.push_str(": ");
+    out.push_str(&escape_controls(&e.line));
+    out
+}
+
+/// `text` with control characters other than tab written as `\u{..}` escapes.
+fn escape_controls(text: &str) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Unix milliseconds as RFC 3339 UTC with milliseconds: `2026-12-04T16:00:00.123Z`.
+fn rfc3339_millis(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        ms % 1000
+    )
 }
 
 /// Checks the deploy limits' syntax, naming the flag of a bad one.
@@ -751,6 +906,26 @@ mod tests {
                 command: Command::Objects { json: false, .. }
             }
         ));
+        let cli = parse(&[
+            "logs", "app", "-f", "--object", "bob", "--tail", "5", "--json",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Logs { follow: true, ref object, tail: Some(5), json: true, .. }
+                if object.as_deref() == Some("bob")
+        ));
+        assert!(matches!(
+            parse(&["logs", "app"]).unwrap().command,
+            Command::Logs {
+                follow: false,
+                object: None,
+                tail: None,
+                json: false,
+                ..
+            }
+        ));
+        assert!(parse(&["logs", "app", "--tail", "many"]).is_err());
         assert!(parse(&["deploy", "x"]).is_err());
         assert!(parse(&["frobnicate"]).is_err());
     }
@@ -908,6 +1083,42 @@ mod tests {
             deployed_line(&w),
             "deployed counter version 2 (793.3K, sha256 9f2c00112233): memory=64M pids=32 cpu=0.5 storage=100M max_objects=1000 timeout=5s"
         );
+    }
+
+    #[test]
+    fn log_lines() {
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            rfc3339_millis(1_796_400_000_123),
+            "2026-12-04T16:00:00.123Z"
+        );
+        assert_eq!(
+            rfc3339_millis(4_102_444_799_999),
+            "2099-12-31T23:59:59.999Z"
+        );
+        let mut e = LogEntry {
+            ts_ms: 1_796_400_000_123,
+            worker: "counter".into(),
+            object: "chat/room 1".into(),
+            request_id: Some(7),
+            stream: "stdout".into(),
+            line: "hello\tworld".into(),
+        };
+        assert_eq!(
+            log_line(&e),
+            "2026-12-04T16:00:00.123Z chat/room 1 [7] stdout: hello\tworld"
+        );
+        e.request_id = None;
+        e.stream = "stderr".into();
+        e.line = "\u{1b}]0;pwned\u{7}red".into();
+        assert_eq!(
+            log_line(&e),
+            "2026-12-04T16:00:00.123Z chat/room 1 stderr: \\u{1b}]0;pwned\\u{7}red"
+        );
+        e.object = String::new();
+        e.stream = "system".into();
+        assert!(log_line(&e).starts_with("2026-12-04T16:00:00.123Z - system: "));
     }
 
     #[test]
