@@ -72,27 +72,60 @@ enum Surface {
     Ingress,
 }
 
-/// Serve the control API until `shutdown` turns true.
-pub async fn serve_control(
-    listener: UnixListener,
+/// Serve the control API until `shutdown` turns true. Each connection's peer is checked with
+/// `SO_PEERCRED` once, before its first request.
+pub async fn serve_control(listener: UnixListener, app: Arc<App>, shutdown: watch::Receiver<bool>) {
+    let accept = || async {
+        let (stream, _) = listener.accept().await?;
+        let allowed = stream
+            .peer_cred()
+            .map(|c| peer_allowed(&app, c.uid(), c.gid()))
+            .unwrap_or(false);
+        Ok((stream, allowed))
+    };
+    accept_loop(
+        "control socket",
+        accept,
+        Arc::clone(&app),
+        Surface::Control,
+        shutdown,
+    )
+    .await
+}
+
+/// Serve the ingress until `shutdown` turns true.
+pub async fn serve_ingress(listener: TcpListener, app: Arc<App>, shutdown: watch::Receiver<bool>) {
+    let accept = || async {
+        let (stream, _) = listener.accept().await?;
+        Ok((stream, true))
+    };
+    accept_loop("ingress", accept, app, Surface::Ingress, shutdown).await
+}
+
+/// Accept connections (with whether each peer may be served) and serve HTTP/1.1 on each
+/// until `shutdown` turns true.
+async fn accept_loop<S, F, Fut>(
+    what: &'static str,
+    accept: F,
     app: Arc<App>,
+    surface: Surface,
     mut shutdown: watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<(S, bool)>>,
+{
     loop {
-        let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
+        let (stream, allowed) = tokio::select! {
+            r = accept() => match r {
+                Ok(x) => x,
                 Err(e) => {
-                    tracing::warn!("control socket accept: {e}");
+                    tracing::warn!("{what} accept: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             _ = shutdown.changed() => return,
-        };
-        let allowed = match stream.peer_cred() {
-            Ok(c) => peer_allowed(&app, c.uid(), c.gid()),
-            Err(_) => false,
         };
         let app = Arc::clone(&app);
         tokio::spawn(async move {
@@ -104,39 +137,8 @@ pub async fn serve_control(
                             "this user may not use warrend's control socket (root, the daemon's user and the configured group may)",
                         )));
                     }
-                    Ok(handle(app, req, Surface::Control).await)
+                    Ok(handle(app, req, surface).await)
                 }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
-}
-
-/// Serve the ingress until `shutdown` turns true.
-pub async fn serve_ingress(
-    listener: TcpListener,
-    app: Arc<App>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!("ingress accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let app = Arc::clone(&app);
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(handle(app, req, Surface::Ingress).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)

@@ -18,6 +18,7 @@ use crate::config::WorkerLimits;
 use crate::error::ApiError;
 use crate::frame::{self, Frame, MAX_FRAME, VERSION};
 use crate::logs::{CaptureHandle, InstanceLogLimits, LogHub, Stream};
+use crate::metrics::KillKind;
 use crate::registry::Deployed;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -27,50 +28,11 @@ const CPU_CHECK: Duration = Duration::from_millis(20);
 /// Longest a guest may take to say hello.
 pub const HELLO_TIME: Duration = Duration::from_secs(10);
 
-/// A request for a guest.
-#[derive(Debug, Clone)]
-pub struct GuestRequest {
-    /// daemon-wide request id (also in the daemon's and the guest's logs)
-    pub id: u64,
-    /// method
-    pub method: String,
-    /// path after the object, starting with `/`
-    pub path: String,
-    /// raw query string
-    pub query: String,
-    /// headers, names lowercase
-    pub headers: Vec<(String, Vec<u8>)>,
-    /// body
-    pub body: Vec<u8>,
-}
+/// A request for a guest (`id` is the daemon-wide request id, also in the logs).
+pub type GuestRequest = warren_guest::Request;
 
 /// A guest's answer.
-#[derive(Debug, Clone)]
-pub struct GuestResponse {
-    /// status
-    pub status: u16,
-    /// headers
-    pub headers: Vec<(String, Vec<u8>)>,
-    /// body
-    pub body: Vec<u8>,
-}
-
-/// Why an instance ended (for metering, metrics and logs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
-    /// the memory cgroup's OOM killer
-    Oom,
-    /// the request's wall-clock timeout
-    Timeout,
-    /// the request's CPU budget
-    Cpu,
-    /// a syscall outside the seccomp policy
-    Seccomp,
-    /// it exited, crashed or was killed otherwise
-    Crash,
-    /// it broke the guest protocol
-    Protocol,
-}
+pub type GuestResponse = warren_guest::Response;
 
 /// A running instance.
 #[derive(Debug)]
@@ -80,12 +42,12 @@ pub struct Instance {
     /// the cgroup limits it runs under
     pub limits: Limits,
     /// how it ended, once it has
-    pub ended: Option<Ended>,
+    pub ended: Option<KillKind>,
     cgroup: Option<warren_jail::cgroup::CellCgroup>,
     sock: UnixStream,
     kill: KillHandle,
     exited: oneshot::Receiver<Outcome>,
-    /// the request in flight (0: none), for tagging log lines
+    /// the latest request (0: none yet), for tagging log lines
     current: Arc<AtomicU64>,
     capture: CaptureHandle,
     worker: String,
@@ -192,7 +154,7 @@ impl Instance {
             o = &mut self.exited => return Err(self.end(ended(o.ok(), "before saying hello"))),
             _ = tokio::time::sleep(HELLO_TIME) => {
                 self.kill.kill();
-                self.ended = Some(Ended::Timeout);
+                self.ended = Some(KillKind::Timeout);
                 return Err(ApiError::guest_timeout(format!(
                     "the guest did not say hello within {}s",
                     HELLO_TIME.as_secs()
@@ -238,7 +200,7 @@ impl Instance {
         };
         let _ = frame::write(&mut self.sock, &error).await;
         self.kill.kill();
-        self.ended = Some(Ended::Protocol);
+        self.ended = Some(KillKind::Protocol);
         Err(ApiError::guest_protocol(format!(
             "the guest broke the protocol: {why}"
         )))
@@ -254,8 +216,10 @@ impl Instance {
     ) -> Result<GuestResponse, ApiError> {
         let id = req.id;
         self.current.store(id, Ordering::Relaxed);
+        // The id stays set after the answer: the guest's last lines may still be in the pipe
+        // when the answer arrives, and belong to this request. Lines printed between requests
+        // carry the previous request's id.
         let result = self.exchange(db, req, limits).await;
-        self.current.store(0, Ordering::Relaxed);
         if self.ended.is_some() {
             // let the last lines of a dead instance reach the log first
             let _ = tokio::time::timeout(Duration::from_millis(200), self.capture.closed()).await;
@@ -275,14 +239,7 @@ impl Instance {
         let cpu_budget = u64::try_from(limits.cpu_budget.as_micros()).unwrap_or(u64::MAX);
         let mut cpu_check = tokio::time::interval(CPU_CHECK);
         let deadline = tokio::time::Instant::now() + timeout;
-        let request = Frame::Request(warren_guest::Request {
-            id,
-            method: req.method.clone(),
-            path: req.path.clone(),
-            query: req.query.clone(),
-            headers: req.headers.clone(),
-            body: req.body.clone(),
-        });
+        let request = Frame::Request(req.clone());
         if let Err(e) = frame::write(&mut self.sock, &request).await {
             return Err(self
                 .crashed("while handling the request", format!("guest socket: {e}"))
@@ -296,7 +253,7 @@ impl Instance {
                     let used = self.cpu_usec().saturating_sub(cpu_start);
                     if used > cpu_budget {
                         self.kill.kill();
-                        self.ended = Some(Ended::Cpu);
+                        self.ended = Some(KillKind::Cpu);
                         return Err(ApiError::guest_killed(format!(
                             "the request used more than its CPU budget of {}ms; the instance was killed",
                             limits.cpu_budget.as_millis()
@@ -306,7 +263,7 @@ impl Instance {
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     self.kill.kill();
-                    self.ended = Some(Ended::Timeout);
+                    self.ended = Some(KillKind::Timeout);
                     return Err(ApiError::guest_timeout(format!(
                         "the request took longer than {}ms; the instance was killed",
                         timeout.as_millis()
@@ -348,15 +305,11 @@ impl Instance {
                             limits.max_response
                         )));
                     }
-                    return Ok(GuestResponse {
-                        status,
-                        headers: response.headers,
-                        body: response.body,
-                    });
+                    return Ok(response);
                 }
                 Ok(Frame::Error { message }) => {
                     self.kill.kill();
-                    self.ended = Some(Ended::Crash);
+                    self.ended = Some(KillKind::Crash);
                     return Err(ApiError::guest_crashed(format!(
                         "the guest gave up: {message}"
                     )));
@@ -390,11 +343,11 @@ impl Instance {
         self.kill.kill();
         match outcome {
             Ok(Ok(o)) => self.end(ended(Some(o), when)),
-            _ => self.end((Ended::Crash, ApiError::guest_crashed(fallback))),
+            _ => self.end((KillKind::Crash, ApiError::guest_crashed(fallback))),
         }
     }
 
-    fn end(&mut self, (kind, e): (Ended, ApiError)) -> ApiError {
+    fn end(&mut self, (kind, e): (KillKind, ApiError)) -> ApiError {
         self.ended = Some(kind);
         e
     }
@@ -435,28 +388,28 @@ impl Drop for Instance {
 }
 
 /// The error for an instance that ended, from its outcome.
-fn ended(o: Option<Outcome>, when: &str) -> (Ended, ApiError) {
+fn ended(o: Option<Outcome>, when: &str) -> (KillKind, ApiError) {
     let Some(o) = o else {
         return (
-            Ended::Crash,
+            KillKind::Crash,
             ApiError::guest_crashed(format!("the instance ended {when}")),
         );
     };
     match &o.reason {
         Some(KillReason::Seccomp(name)) => (
-            Ended::Seccomp,
+            KillKind::Seccomp,
             ApiError::guest_killed(format!(
                 "the instance was killed {when}: seccomp violation: {name}"
             )),
         ),
         Some(KillReason::MemoryLimit) => (
-            Ended::Oom,
+            KillKind::Oom,
             ApiError::guest_killed(format!(
                 "the instance was killed {when}: memory limit reached"
             )),
         ),
         _ => (
-            Ended::Crash,
+            KillKind::Crash,
             ApiError::guest_crashed(format!(
                 "the instance ended {when} ({})",
                 o.describe()

@@ -428,9 +428,14 @@ impl Metrics {
 
     /// A limit of `kind` refused something.
     pub fn reject(&self, kind: LimitKind) {
+        self.reject_n(kind, 1);
+    }
+
+    /// A limit refused or cut short `n` things at once (e.g. forks refused by the pids limit).
+    pub fn reject_n(&self, kind: LimitKind, n: u64) {
         self.rejections_total
             .with_label_values(&[kind.as_str()])
-            .inc();
+            .inc_by(n);
     }
 
     /// `n` instances are running now.

@@ -20,7 +20,7 @@ use warren_jail::Limits;
 
 use crate::broker::{ObjectDb, RequestStore};
 use crate::error::ApiError;
-use crate::instance::{Ended, GuestRequest, GuestResponse, Instance};
+use crate::instance::{GuestRequest, GuestResponse, Instance};
 use crate::metrics::{KillKind, LimitKind, Metrics, Outcome};
 use crate::registry::{Deployed, Registry};
 use crate::sendable;
@@ -408,34 +408,21 @@ impl ObjectActor {
         }
         let metrics = &self.router.metrics;
         if let Some((inst, _)) = &self.instance {
-            if let Some(kind) = inst.ended {
-                let (kill, limit) = match kind {
-                    Ended::Oom => {
-                        usage.kills_oom += 1;
-                        (KillKind::Oom, Some(LimitKind::Memory))
-                    }
-                    Ended::Timeout => {
-                        usage.kills_timeout += 1;
-                        (KillKind::Timeout, Some(LimitKind::Timeout))
-                    }
-                    Ended::Cpu => {
-                        usage.kills_cpu += 1;
-                        (KillKind::Cpu, Some(LimitKind::CpuBudget))
-                    }
-                    Ended::Seccomp => {
-                        usage.kills_seccomp += 1;
-                        (KillKind::Seccomp, None)
-                    }
-                    Ended::Crash => {
-                        usage.kills_crash += 1;
-                        (KillKind::Crash, None)
-                    }
-                    Ended::Protocol => {
-                        usage.kills_crash += 1;
-                        (KillKind::Protocol, None)
-                    }
-                };
+            if let Some(kill) = inst.ended {
+                match kill {
+                    KillKind::Oom => usage.kills_oom += 1,
+                    KillKind::Timeout => usage.kills_timeout += 1,
+                    KillKind::Cpu => usage.kills_cpu += 1,
+                    KillKind::Seccomp => usage.kills_seccomp += 1,
+                    _ => usage.kills_crash += 1,
+                }
                 metrics.kill(kill);
+                let limit = match kill {
+                    KillKind::Oom => Some(LimitKind::Memory),
+                    KillKind::Timeout => Some(LimitKind::Timeout),
+                    KillKind::Cpu => Some(LimitKind::CpuBudget),
+                    _ => None,
+                };
                 if let Some(l) = limit {
                     metrics.reject(l);
                 }
@@ -534,8 +521,9 @@ impl ObjectActor {
         let result = sendable(inst.call(&mut store, &job.req, &deployed.limits)).await;
         let after = inst.stats();
         usage.cpu_us = after.cpu_usage_usec.saturating_sub(before.cpu_usage_usec);
-        for _ in before.pids_limit_hits..after.pids_limit_hits.min(before.pids_limit_hits + 1000) {
-            self.router.metrics.reject(LimitKind::Pids);
+        let forks_refused = after.pids_limit_hits.saturating_sub(before.pids_limit_hits);
+        if forks_refused > 0 {
+            self.router.metrics.reject_n(LimitKind::Pids, forks_refused);
         }
         usage.rows_read = store.rows_read;
         usage.rows_written = store.rows_written;

@@ -160,25 +160,10 @@ impl Registry {
             .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO workers (name, version, memory, pids, cpu, storage, max_objects, timeout_ms, cpu_budget_ms, max_response, max_instances, log_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT(name) DO UPDATE SET version = excluded.version, memory = excluded.memory, pids = excluded.pids,
-                     cpu = excluded.cpu, storage = excluded.storage, max_objects = excluded.max_objects, timeout_ms = excluded.timeout_ms,
-                     cpu_budget_ms = excluded.cpu_budget_ms, max_response = excluded.max_response,
-                     max_instances = excluded.max_instances, log_bytes = excluded.log_bytes")
+        let q = sqlx::query(UPSERT_WORKER)
             .bind(name.to_owned())
-            .bind(version)
-            .bind(to_i64(limits.memory))
-            .bind(to_i64(limits.pids))
-            .bind(limits.cpu)
-            .bind(to_i64(limits.storage))
-            .bind(to_i64(limits.max_objects))
-            .bind(ms(limits.timeout))
-            .bind(ms(limits.cpu_budget))
-            .bind(to_i64(limits.max_response))
-            .bind(to_i64(limits.max_instances))
-            .bind(to_i64(limits.log_bytes))
-            .execute(&mut *tx)
-            .await?;
+            .bind(version);
+        bind_limits(q, &limits).execute(&mut *tx).await?;
         tx.commit().await?;
         self.current
             .lock()
@@ -195,18 +180,11 @@ impl Registry {
         limits: WorkerLimits,
     ) -> Result<WorkerInfo, ApiError> {
         self.worker(name).await?;
-        sqlx::query("UPDATE workers SET memory = ?, pids = ?, cpu = ?, storage = ?, max_objects = ?, timeout_ms = ?,
-                     cpu_budget_ms = ?, max_response = ?, max_instances = ?, log_bytes = ? WHERE name = ?")
-            .bind(to_i64(limits.memory))
-            .bind(to_i64(limits.pids))
-            .bind(limits.cpu)
-            .bind(to_i64(limits.storage))
-            .bind(to_i64(limits.max_objects))
-            .bind(ms(limits.timeout))
-            .bind(ms(limits.cpu_budget))
-            .bind(to_i64(limits.max_response))
-            .bind(to_i64(limits.max_instances))
-            .bind(to_i64(limits.log_bytes))
+        let q = sqlx::query(
+            "UPDATE workers SET memory = ?, pids = ?, cpu = ?, storage = ?, max_objects = ?, timeout_ms = ?,
+                     cpu_budget_ms = ?, max_response = ?, max_instances = ?, log_bytes = ? WHERE name = ?",
+        );
+        bind_limits(q, &limits)
             .bind(name.to_owned())
             .execute(&self.db)
             .await?;
@@ -441,6 +419,24 @@ fn remove_db_files(base: &Path) {
     }
 }
 
+/// Bind a worker's limits in the column order `memory, pids, cpu, storage, max_objects,
+/// timeout_ms, cpu_budget_ms, max_response, max_instances, log_bytes`.
+fn bind_limits<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    l: &WorkerLimits,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    q.bind(to_i64(l.memory))
+        .bind(to_i64(l.pids))
+        .bind(l.cpu)
+        .bind(to_i64(l.storage))
+        .bind(to_i64(l.max_objects))
+        .bind(ms(l.timeout))
+        .bind(ms(l.cpu_budget))
+        .bind(to_i64(l.max_response))
+        .bind(to_i64(l.max_instances))
+        .bind(to_i64(l.log_bytes))
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -448,6 +444,12 @@ fn ms(d: Duration) -> i64 {
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
+
+const UPSERT_WORKER: &str = "INSERT INTO workers (name, version, memory, pids, cpu, storage, max_objects, timeout_ms, cpu_budget_ms, max_response, max_instances, log_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT(name) DO UPDATE SET version = excluded.version, memory = excluded.memory, pids = excluded.pids,
+     cpu = excluded.cpu, storage = excluded.storage, max_objects = excluded.max_objects, timeout_ms = excluded.timeout_ms,
+     cpu_budget_ms = excluded.cpu_budget_ms, max_response = excluded.max_response,
+     max_instances = excluded.max_instances, log_bytes = excluded.log_bytes";
 
 const WORKER_SELECT_ALL: &str = "SELECT w.name, w.version, v.sha256, v.size, v.created_at, w.memory, w.pids, w.cpu, w.storage, w.max_objects, w.timeout_ms, w.cpu_budget_ms, w.max_response, w.max_instances, w.log_bytes
      FROM workers w JOIN versions v ON v.worker = w.name AND v.version = w.version ORDER BY w.name";
