@@ -495,6 +495,21 @@ fn the_warren_cli_drives_the_daemon() {
     let (code, _, err) = cli(&["deploy", "bad", "/etc/hostname"]);
     assert_ne!(code, 0);
     assert_eq!(err.lines().count(), 1, "{err}");
+    // operators' commands
+    let (code, out, err) = cli(&["sql", "counter", "alice", "SELECT value FROM counter WHERE id = ?", "--param", "0"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("value") && out.contains('2'), "{out}");
+    let (code, out, err) = cli(&["usage", "counter", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let u: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(u["workers"][0]["worker"], "counter");
+    assert!(u["workers"][0]["requests"].as_u64().unwrap() >= 3, "{u}");
+    let (code, out, err) = cli(&["limits", "counter", "--timeout", "7s"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("7"), "{out}");
+    let (code, out, err) = cli(&["doctor"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("landlock") && out.contains("seccomp"), "{out}");
     assert_eq!(cli(&["rm", "counter", "alice"]).0, 0);
     assert_eq!(cli(&["fetch", "counter", "alice"]).1.trim(), "0");
     assert_eq!(cli(&["rm", "counter"]).0, 0);

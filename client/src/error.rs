@@ -107,8 +107,8 @@ pub struct ErrorDetail {
     /// `client`, `guest` or `server`.
     pub kind: String,
     /// `bad_request`, `bad_name`, `not_elf`, `forbidden`, `not_found`, `method_not_allowed`,
-    /// `conflict`, `too_large`, `guest_crashed`, `guest_timeout`, `guest_protocol`,
-    /// `guest_killed`, `unavailable` or `internal`.
+    /// `too_many_objects`, `too_large`, `guest_crashed`, `guest_timeout`, `guest_protocol`,
+    /// `guest_killed`, `response_too_large`, `unavailable` or `internal`.
     pub code: String,
     /// A human-readable message.
     pub message: String,

@@ -38,8 +38,9 @@ use serde::de::DeserializeOwned;
 pub use crate::error::{Error, ErrorBody, ErrorDetail, Result};
 pub use crate::limits::{DeployLimits, LimitError};
 pub use crate::types::{
-    DeletedObject, DeletedWorker, FetchRequest, FetchResponse, Health, Limits, LogEntry, LogQuery,
-    ObjectInfo, ObjectList, Worker, WorkerDetail, WorkerList, WorkerVersion, WARREN_ERROR_HEADER,
+    DeletedObject, DeletedWorker, Doctor, DoctorLayer, FetchRequest, FetchResponse, Health, Limits,
+    LogEntry, LogQuery, ObjectInfo, ObjectList, ObjectUsage, SqlResult, SqlValue, UsageCounters,
+    UsageReport, Worker, WorkerDetail, WorkerList, WorkerUsage, WorkerVersion, WARREN_ERROR_HEADER,
 };
 /// The `http` crate, whose types (`HeaderMap`, ...) appear in this API.
 pub use hyper::http;
@@ -61,6 +62,9 @@ pub const MAX_LOG_TAIL: usize = 10_000;
 
 /// The longest log line ([`LogReader`]) this client accepts, bytes of JSON.
 pub const MAX_LOG_LINE: usize = 1 << 20;
+
+/// The largest body of a [`Client::sql`] request (the daemon's limit: 1 MiB).
+pub const MAX_SQL_BODY: usize = 1 << 20;
 
 /// The largest error body read from a log request.
 const MAX_ERROR_BODY: usize = 64 << 10;
@@ -150,6 +154,29 @@ impl Client {
     pub async fn workers(&self) -> Result<Vec<Worker>> {
         let list: WorkerList = self.get_json(&uri::workers()).await?;
         Ok(list.workers)
+    }
+
+    /// `PATCH /v1/workers/{name}`: changes the set limits of worker `name` (the others keep
+    /// their values; no new version is made) and answers the worker with its new limits.
+    /// Limits are checked locally for syntax, then sent as given; at least one must be set.
+    pub async fn set_limits(&self, name: &str, limits: &DeployLimits) -> Result<Worker> {
+        let body = self.set_limits_raw(name, limits).await?;
+        json_answer(StatusCode::OK, &body)
+    }
+
+    /// [`Client::set_limits`], answering the daemon's JSON verbatim.
+    pub async fn set_limits_raw(&self, name: &str, limits: &DeployLimits) -> Result<Bytes> {
+        limits
+            .validate()
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        if limits.is_empty() {
+            return Err(Error::InvalidArgument(
+                "no limit to change; set at least one".into(),
+            ));
+        }
+        let target = uri::worker_limits(name, limits)?;
+        self.raw(Method::PATCH, &target, HeaderMap::new(), Bytes::new())
+            .await
     }
 
     /// `GET /v1/workers/{name}`: the worker and all its versions.
@@ -273,12 +300,118 @@ impl Client {
         })
     }
 
+    /// `POST /v1/workers/{name}/objects/{object}/sql`: runs one SQL statement on the object's
+    /// database, in its own transaction, under the same guards as the guest's SQL.
+    ///
+    /// `params` bind the statement's `?` placeholders; the daemon takes null, integers, reals
+    /// and text (a [`SqlValue::Blob`] or a non-finite real is refused here). A SQL error is an
+    /// [`Error::Api`] with code `bad_request` and the message `SQL error <code>: <message>`; an
+    /// unknown worker or object is `not_found` (objects are made by requests, not by SQL).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> warren_client::Result<()> {
+    /// use warren_client::{Client, SqlValue};
+    ///
+    /// let client = Client::from_env();
+    /// let result = client
+    ///     .sql("todo", "alice", "SELECT id, title FROM items WHERE id > ?", &[SqlValue::from(3)])
+    ///     .await?;
+    /// println!("{:?}: {} rows", result.columns, result.rows.len());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn sql(
+        &self,
+        name: &str,
+        object: &str,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<SqlResult> {
+        let body = self.sql_raw(name, object, sql, params).await?;
+        json_answer(StatusCode::OK, &body)
+    }
+
+    /// [`Client::sql`], answering the daemon's JSON verbatim.
+    pub async fn sql_raw(
+        &self,
+        name: &str,
+        object: &str,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Bytes> {
+        let target = uri::sql(name, object)?;
+        if sql.trim().is_empty() {
+            return Err(Error::InvalidArgument("the SQL statement is empty".into()));
+        }
+        for (i, p) in params.iter().enumerate() {
+            match p {
+                SqlValue::Blob(_) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "parameter {} is a blob; warrend takes null, numbers and text (write blobs as x'..' in the SQL)",
+                        i + 1
+                    )))
+                }
+                SqlValue::Real(f) if !f.is_finite() => {
+                    return Err(Error::InvalidArgument(format!(
+                        "parameter {} is {f}, which JSON cannot carry",
+                        i + 1
+                    )))
+                }
+                _ => {}
+            }
+        }
+        let body = serde_json::to_vec(&serde_json::json!({"sql": sql, "params": params}))
+            .map_err(|e| Error::InvalidArgument(format!("cannot encode the SQL request: {e}")))?;
+        if body.len() > MAX_SQL_BODY {
+            return Err(Error::InvalidArgument(format!(
+                "the SQL request is {} bytes; warrend accepts at most 1 MiB",
+                body.len()
+            )));
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        self.raw(Method::POST, &target, headers, Bytes::from(body))
+            .await
+    }
+
+    /// `GET /v1/usage`: usage for billing, per worker and object, of worker `name` (all workers
+    /// when `None`) since `since`: a duration back from now (`24h`), Unix seconds, or a UTC
+    /// time like `2026-12-04T00:00:00Z`, rounded down to the hour by the daemon (everything
+    /// when `None`).
+    pub async fn usage(&self, name: Option<&str>, since: Option<&str>) -> Result<UsageReport> {
+        self.get_json(&uri::usage(name, since)?).await
+    }
+
+    /// `GET /v1/doctor`: the isolation layers of the daemon's cells, its husk pool and
+    /// instances. The answer is `Ok` whether or not the layers are all there; see
+    /// [`Doctor::healthy`].
+    pub async fn doctor(&self) -> Result<Doctor> {
+        self.get_json(&uri::doctor()).await
+    }
+
+    /// `GET /metrics`: the daemon's Prometheus metrics, as text.
+    pub async fn metrics(&self) -> Result<String> {
+        let body = self.get_raw(&uri::metrics()).await?;
+        String::from_utf8(body.to_vec())
+            .map_err(|_| Error::Protocol("the metrics are not UTF-8 text".into()))
+    }
+
     /// `GET` of an API path (e.g. `/v1/workers`, see [`uri`]): the body of a 2xx answer
     /// verbatim; any other status is an error as for the typed methods.
     pub async fn get_raw(&self, api_path: &str) -> Result<Bytes> {
-        let (status, _, body) = self
-            .send(Method::GET, api_path, HeaderMap::new(), Bytes::new())
-            .await?;
+        self.raw(Method::GET, api_path, HeaderMap::new(), Bytes::new())
+            .await
+    }
+
+    /// One request: the body of a 2xx answer verbatim, any other status an error.
+    async fn raw(
+        &self,
+        method: Method,
+        target: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Bytes> {
+        let (status, _, body) = self.send(method, target, headers, body).await?;
         if status.is_success() {
             Ok(body)
         } else {

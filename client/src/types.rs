@@ -35,6 +35,18 @@ pub struct Limits {
     pub max_objects: u64,
     /// Time one request may take, milliseconds.
     pub timeout_ms: u64,
+    /// CPU time one request may use, milliseconds (0 from a daemon that does not report it).
+    #[serde(default)]
+    pub cpu_budget_ms: u64,
+    /// The largest response body, bytes (0 from a daemon that does not report it).
+    #[serde(default)]
+    pub max_response: u64,
+    /// Instances of the worker that may run at once (0 from a daemon that does not report it).
+    #[serde(default)]
+    pub max_instances: u64,
+    /// Log output one instance may write, bytes (0 from a daemon that does not report it).
+    #[serde(default)]
+    pub log_bytes: u64,
 }
 
 /// A worker (its current version). `objects` and `active_instances` are present in
@@ -252,6 +264,270 @@ pub struct LogQuery {
     pub follow: bool,
 }
 
+/// The usage counters of a worker or one of its objects (`GET /v1/usage`). Counters a daemon
+/// does not send are 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UsageCounters {
+    /// Requests answered (by the guest or with an error).
+    pub requests: u64,
+    /// CPU time of the instances during requests, microseconds.
+    pub cpu_us: u64,
+    /// Wall-clock time of requests, microseconds.
+    pub wall_us: u64,
+    /// Rows returned by the guest's SQL.
+    pub rows_read: u64,
+    /// Rows inserted, updated or deleted by the guest's SQL.
+    pub rows_written: u64,
+    /// Request body bytes.
+    pub bytes_in: u64,
+    /// Response body bytes.
+    pub bytes_out: u64,
+    /// Instances started.
+    pub instance_starts: u64,
+    /// Instances killed for their memory limit.
+    pub kills_oom: u64,
+    /// Instances killed for taking longer than the timeout.
+    pub kills_timeout: u64,
+    /// Instances killed for using up their CPU budget.
+    pub kills_cpu: u64,
+    /// Instances killed for a forbidden system call.
+    pub kills_seccomp: u64,
+    /// Instances that crashed or broke the protocol.
+    pub kills_crash: u64,
+    /// Database bytes (the latest size seen).
+    pub storage_bytes: u64,
+}
+
+impl UsageCounters {
+    /// All kills, whatever the reason.
+    pub fn kills(&self) -> u64 {
+        self.kill_reasons().iter().map(|(_, n)| n).sum()
+    }
+
+    /// The kills by reason, `oom`, `timeout`, `cpu`, `seccomp`, `crash`, in that order.
+    pub fn kill_reasons(&self) -> [(&'static str, u64); 5] {
+        [
+            ("oom", self.kills_oom),
+            ("timeout", self.kills_timeout),
+            ("cpu", self.kills_cpu),
+            ("seccomp", self.kills_seccomp),
+            ("crash", self.kills_crash),
+        ]
+    }
+}
+
+/// The usage of one object, in [`WorkerUsage::objects`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectUsage {
+    /// The object's name.
+    pub object: String,
+    /// Its counters.
+    #[serde(flatten)]
+    pub counters: UsageCounters,
+}
+
+/// The usage of one worker: the totals over its objects, and each object's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerUsage {
+    /// The worker's name.
+    pub worker: String,
+    /// The totals over its objects.
+    #[serde(flatten)]
+    pub counters: UsageCounters,
+    /// Per object, sorted by name.
+    #[serde(default)]
+    pub objects: Vec<ObjectUsage>,
+}
+
+/// `GET /v1/usage` ([`Client::usage`](crate::Client::usage)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageReport {
+    /// The start of the counted period, Unix seconds (rounded down to the hour; 0 for
+    /// everything).
+    pub since: u64,
+    /// The workers with usage in the period, sorted by name.
+    pub workers: Vec<WorkerUsage>,
+}
+
+/// A value of SQLite: a parameter of [`Client::sql`](crate::Client::sql) or a cell of its
+/// [`SqlResult`]. In JSON a blob is `{"blob_hex": "..."}`, the rest are plain JSON values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    /// `NULL`.
+    Null,
+    /// A 64-bit integer.
+    Integer(i64),
+    /// A floating-point number.
+    Real(f64),
+    /// Text.
+    Text(String),
+    /// Bytes (results only: the daemon takes no blob parameters).
+    Blob(Vec<u8>),
+}
+
+impl From<i64> for SqlValue {
+    fn from(v: i64) -> Self {
+        SqlValue::Integer(v)
+    }
+}
+
+impl From<f64> for SqlValue {
+    fn from(v: f64) -> Self {
+        SqlValue::Real(v)
+    }
+}
+
+impl From<&str> for SqlValue {
+    fn from(v: &str) -> Self {
+        SqlValue::Text(v.to_string())
+    }
+}
+
+impl From<String> for SqlValue {
+    fn from(v: String) -> Self {
+        SqlValue::Text(v)
+    }
+}
+
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(SqlValue::Null, Into::into)
+    }
+}
+
+impl Serialize for SqlValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SqlValue::Null => s.serialize_none(),
+            SqlValue::Integer(i) => s.serialize_i64(*i),
+            SqlValue::Real(f) => s.serialize_f64(*f),
+            SqlValue::Text(t) => s.serialize_str(t),
+            SqlValue::Blob(b) => {
+                use serde::ser::SerializeMap as _;
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry("blob_hex", &hex(b))?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SqlValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        use serde_json::Value;
+        Ok(match Value::deserialize(d)? {
+            Value::Null => SqlValue::Null,
+            Value::Bool(b) => SqlValue::Integer(i64::from(b)),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => SqlValue::Integer(i),
+                None => SqlValue::Real(
+                    n.as_f64()
+                        .ok_or_else(|| D::Error::custom(format!("{n} is not a SQLite number")))?,
+                ),
+            },
+            Value::String(t) => SqlValue::Text(t),
+            Value::Object(map) => {
+                let hex = match (map.len(), map.get("blob_hex")) {
+                    (1, Some(Value::String(hex))) => hex,
+                    _ => {
+                        return Err(D::Error::custom(
+                            "an object value must be {\"blob_hex\": \"...\"}",
+                        ))
+                    }
+                };
+                SqlValue::Blob(unhex(hex).ok_or_else(|| {
+                    D::Error::custom(format!("blob_hex {hex:?} is not hexadecimal"))
+                })?)
+            }
+            Value::Array(_) => return Err(D::Error::custom("a SQL value cannot be a list")),
+        })
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
+/// The bytes of a hex string (either case), or `None`.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let digits = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(digits, 16).ok()
+        })
+        .collect()
+}
+
+/// What `POST /v1/workers/{worker}/objects/{object}/sql` answers
+/// ([`Client::sql`](crate::Client::sql)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SqlResult {
+    /// The result's column names (empty for a statement that returns no rows).
+    pub columns: Vec<String>,
+    /// The rows, each with one value per column.
+    pub rows: Vec<Vec<SqlValue>>,
+    /// Rows inserted, updated or deleted by the statement.
+    #[serde(default)]
+    pub rows_changed: u64,
+    /// The rowid of the last inserted row of the connection (0 if none).
+    #[serde(default)]
+    pub last_insert_id: i64,
+}
+
+/// One isolation layer of the daemon's cells, in [`Doctor::layers`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoctorLayer {
+    /// The layer: `namespaces`, `filesystem`, `landlock`, `seccomp`, `cgroups`, `rlimits`,
+    /// `privileges`.
+    pub layer: String,
+    /// Whether it is usable.
+    pub ok: bool,
+    /// What was found, or what is missing.
+    pub detail: String,
+}
+
+/// `GET /v1/doctor` ([`Client::doctor`](crate::Client::doctor)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Doctor {
+    /// The daemon's version.
+    pub version: String,
+    /// The jail layers of the daemon's cells.
+    pub layers: Vec<DoctorLayer>,
+    /// Pre-warmed husks waiting for a program.
+    pub warm_husks: u64,
+    /// How many husks the pool keeps warm.
+    pub pool_size: u64,
+    /// Why the pool last failed to make a husk, if it did.
+    #[serde(default)]
+    pub pool_error: Option<String>,
+    /// Running instances.
+    pub instances: u64,
+    /// The daemon's state directory.
+    #[serde(default)]
+    pub state_dir: String,
+}
+
+impl Doctor {
+    /// Whether every layer is usable and the pool has no error (a report without layers is
+    /// not healthy).
+    pub fn healthy(&self) -> bool {
+        !self.layers.is_empty() && self.layers.iter().all(|l| l.ok) && self.pool_error.is_none()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,6 +623,114 @@ mod tests {
         assert_eq!(daemon.warren_error_code(), Some("guest_timeout"));
         let err = daemon.daemon_error().unwrap();
         assert_eq!(err.to_string(), "took longer than 5s (guest_timeout)");
+    }
+
+    #[test]
+    fn limits_of_older_and_newer_daemons() {
+        let old: Worker = serde_json::from_str(DEPLOYED).unwrap();
+        assert_eq!((old.limits.cpu_budget_ms, old.limits.log_bytes), (0, 0));
+        let new: Limits = serde_json::from_str(
+            r#"{"memory": 1, "pids": 2, "cpu": 1.0, "storage": 3, "max_objects": 4,
+                "timeout_ms": 5, "cpu_budget_ms": 6, "max_response": 7, "max_instances": 8,
+                "log_bytes": 9}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                new.cpu_budget_ms,
+                new.max_response,
+                new.max_instances,
+                new.log_bytes
+            ),
+            (6, 7, 8, 9)
+        );
+    }
+
+    #[test]
+    fn usage_reports() {
+        let r: UsageReport = serde_json::from_str(
+            r#"{"since": 1796396400, "workers": [{"worker": "counter", "requests": 10,
+                "cpu_us": 20311, "wall_us": 51000, "rows_read": 4, "rows_written": 9,
+                "bytes_in": 0, "bytes_out": 12, "instance_starts": 1, "kills_oom": 1,
+                "kills_timeout": 2, "kills_cpu": 0, "kills_seccomp": 0, "kills_crash": 0,
+                "storage_bytes": 20480,
+                "objects": [{"object": "alice", "requests": 10, "kills_oom": 1, "future": 3}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.since, 1_796_396_400);
+        let w = &r.workers[0];
+        assert_eq!((w.worker.as_str(), w.counters.cpu_us), ("counter", 20311));
+        assert_eq!(w.counters.kills(), 3);
+        assert_eq!(w.objects[0].object, "alice");
+        assert_eq!(w.objects[0].counters.requests, 10);
+        assert_eq!(
+            w.objects[0].counters.storage_bytes, 0,
+            "missing counters are 0"
+        );
+        assert_eq!(w.objects[0].counters.kills(), 1);
+        let back = serde_json::to_value(w).unwrap();
+        assert_eq!(back["kills_timeout"], 2);
+        assert_eq!(back["objects"][0]["object"], "alice");
+    }
+
+    #[test]
+    fn sql_values() {
+        let r: SqlResult = serde_json::from_str(
+            r#"{"columns": ["a", "b", "c", "d", "e"],
+                "rows": [[1, 2.5, "x", null, {"blob_hex": "00ff"}], [-9, 1e300, "", true, {"blob_hex": ""}]],
+                "rows_changed": 0, "last_insert_id": 0}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.rows[0],
+            [
+                SqlValue::Integer(1),
+                SqlValue::Real(2.5),
+                SqlValue::Text("x".into()),
+                SqlValue::Null,
+                SqlValue::Blob(vec![0, 0xff])
+            ]
+        );
+        assert_eq!(r.rows[1][3], SqlValue::Integer(1));
+        assert_eq!(r.rows[1][4], SqlValue::Blob(Vec::new()));
+        for bad in [
+            r#"[[{"blob_hex": "0g"}]]"#,
+            r#"[[{"blob_hex": "abc"}]]"#,
+            r#"[[{"other": "00"}]]"#,
+            r#"[[[1]]]"#,
+        ] {
+            let text = format!(r#"{{"columns": ["a"], "rows": {bad}}}"#);
+            assert!(serde_json::from_str::<SqlResult>(&text).is_err(), "{bad}");
+        }
+        let params = [
+            SqlValue::from(7),
+            SqlValue::from(0.5),
+            SqlValue::from("t"),
+            SqlValue::from(None::<i64>),
+            SqlValue::Blob(vec![1, 0xab]),
+        ];
+        assert_eq!(
+            serde_json::to_string(&params).unwrap(),
+            r#"[7,0.5,"t",null,{"blob_hex":"01ab"}]"#
+        );
+    }
+
+    #[test]
+    fn doctor_reports() {
+        let mut d: Doctor = serde_json::from_str(
+            r#"{"version": "0.1.0", "layers": [{"layer": "seccomp", "ok": true, "detail": "filter"}],
+                "warm_husks": 4, "pool_size": 4, "pool_error": null, "instances": 0,
+                "state_dir": "/var/lib/warren"}"#,
+        )
+        .unwrap();
+        assert!(d.healthy());
+        d.pool_error = Some("fork failed".into());
+        assert!(!d.healthy());
+        d.pool_error = None;
+        d.layers[0].ok = false;
+        assert!(!d.healthy());
+        d.layers.clear();
+        assert!(!d.healthy());
     }
 
     #[test]

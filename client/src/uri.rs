@@ -78,6 +78,54 @@ pub fn object(worker: &str, object: &str) -> Result<String> {
     ))
 }
 
+/// `/v1/workers/{worker}?memory=..&...`: the target of a change of limits (`PATCH`), with the
+/// set limits as the query.
+pub fn worker_limits(worker: &str, limits: &crate::DeployLimits) -> Result<String> {
+    let mut out = self::worker(worker)?;
+    let query = limits.query();
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(&query);
+    }
+    Ok(out)
+}
+
+/// `/v1/workers/{worker}/objects/{object}/sql`.
+pub fn sql(worker: &str, object: &str) -> Result<String> {
+    Ok(format!("{}/sql", self::object(worker, object)?))
+}
+
+/// `/v1/usage[?worker=W&since=S]`.
+pub fn usage(worker: Option<&str>, since: Option<&str>) -> Result<String> {
+    let mut params = Vec::new();
+    if let Some(worker) = worker {
+        worker_segment(worker)?;
+        params.push(format!("worker={}", query_value(worker)));
+    }
+    if let Some(since) = since {
+        if since.trim().is_empty() {
+            return Err(Error::InvalidArgument("the since time is empty".into()));
+        }
+        params.push(format!("since={}", query_value(since)));
+    }
+    let mut out = "/v1/usage".to_string();
+    if !params.is_empty() {
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    Ok(out)
+}
+
+/// `/v1/doctor`.
+pub fn doctor() -> String {
+    "/v1/doctor".into()
+}
+
+/// `/metrics` (Prometheus text).
+pub fn metrics() -> String {
+    "/metrics".into()
+}
+
 /// `/v1/workers/{worker}/logs[?object=O&tail=N&follow=1]`.
 pub fn logs(worker: &str, query: &crate::LogQuery) -> Result<String> {
     let mut out = format!("/v1/workers/{}/logs", worker_segment(worker)?);
@@ -289,6 +337,48 @@ mod tests {
             logs("", &LogQuery::default()),
             Err(Error::InvalidArgument(_))
         ));
+    }
+
+    #[test]
+    fn new_endpoints() {
+        use crate::DeployLimits;
+        assert_eq!(doctor(), "/v1/doctor");
+        assert_eq!(metrics(), "/metrics");
+        assert_eq!(usage(None, None).unwrap(), "/v1/usage");
+        assert_eq!(
+            usage(Some("counter"), Some("24h")).unwrap(),
+            "/v1/usage?worker=counter&since=24h"
+        );
+        assert_eq!(
+            usage(None, Some("2026-12-04T00:00:00Z")).unwrap(),
+            "/v1/usage?since=2026-12-04T00%3A00%3A00Z"
+        );
+        assert!(matches!(
+            usage(Some(""), None),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            usage(None, Some(" ")),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert_eq!(
+            sql("app", "chat/room 1").unwrap(),
+            "/v1/workers/app/objects/chat%2Froom%201/sql"
+        );
+        assert!(matches!(sql("app", ""), Err(Error::InvalidArgument(_))));
+        let limits = DeployLimits {
+            memory: Some("64M".into()),
+            cpu_budget: Some("1.5s".into()),
+            ..DeployLimits::default()
+        };
+        assert_eq!(
+            worker_limits("app", &limits).unwrap(),
+            "/v1/workers/app?memory=64M&cpu_budget=1.5s"
+        );
+        assert_eq!(
+            worker_limits("app", &DeployLimits::default()).unwrap(),
+            "/v1/workers/app"
+        );
     }
 
     #[test]

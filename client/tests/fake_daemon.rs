@@ -16,7 +16,7 @@ use hyper::body::Frame;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, Notify};
-use warren_client::{Client, DeployLimits, Error, FetchRequest, LogQuery};
+use warren_client::{Client, DeployLimits, Error, FetchRequest, LogQuery, SqlValue};
 
 /// One request as the fake daemon received it.
 #[derive(Debug, Clone)]
@@ -138,6 +138,84 @@ const WORKER: &str = r#"{"name": "NAME", "version": 2, "sha256": "9f2c0011223344
 
 fn worker_json(name: &str, extra: &str) -> String {
     WORKER.replace("NAME", name).replace("EXTRA", extra)
+}
+
+/// A worker as a daemon with the newer limits answers it (`PATCH`).
+fn worker_json_new_limits(name: &str) -> String {
+    worker_json(name, "").replace(
+        r#""timeout_ms": 5000}"#,
+        r#""timeout_ms": 5000, "cpu_budget_ms": 2000, "max_response": 16777216,
+            "max_instances": 8, "log_bytes": 524288}"#,
+    )
+}
+
+/// `GET /v1/usage` of the fake: worker `counter` with objects `alice` and `chat/room 1`.
+const USAGE: &str = r#"{"since": 1796396400, "workers": [{"worker": "counter", "requests": 10,
+  "cpu_us": 20311, "wall_us": 1551000, "rows_read": 4, "rows_written": 9, "bytes_in": 0,
+  "bytes_out": 12, "instance_starts": 2, "kills_oom": 1, "kills_timeout": 2, "kills_cpu": 0,
+  "kills_seccomp": 0, "kills_crash": 0, "storage_bytes": 20480,
+  "objects": [{"object": "alice", "requests": 7, "cpu_us": 311, "wall_us": 51000,
+    "rows_read": 4, "rows_written": 9, "bytes_in": 0, "bytes_out": 7, "instance_starts": 1,
+    "kills_oom": 0, "kills_timeout": 0, "kills_cpu": 0, "kills_seccomp": 0, "kills_crash": 0,
+    "storage_bytes": 12288},
+   {"object": "chat/room 1", "requests": 3, "cpu_us": 20000, "wall_us": 1500000,
+    "rows_read": 0, "rows_written": 0, "bytes_in": 0, "bytes_out": 5, "instance_starts": 1,
+    "kills_oom": 1, "kills_timeout": 2, "kills_cpu": 0, "kills_seccomp": 0, "kills_crash": 0,
+    "storage_bytes": 8192}]}]}"#;
+
+/// `GET /v1/doctor` of the fake: all layers there.
+const DOCTOR: &str = r#"{"version": "0.1.0", "layers": [
+  {"layer": "namespaces", "ok": true, "detail": "user, pid, mount, net, ipc, uts"},
+  {"layer": "landlock", "ok": true, "detail": "ABI 7"},
+  {"layer": "seccomp", "ok": true, "detail": "filter with user-notify"}],
+  "warm_husks": 3, "pool_size": 4, "pool_error": null, "instances": 2,
+  "state_dir": "/var/lib/warren"}"#;
+
+/// `POST .../sql` of the fake: `nope` in the SQL is a SQL error, `UPDATE` changes 2 rows,
+/// anything else answers its parameters as one row (columns `p1`...) plus a row with a blob,
+/// or with no parameters a fixed table.
+fn sql_answer(object: &str, body: &[u8]) -> Response<Full<Bytes>> {
+    if object != "alice" {
+        return error(
+            404,
+            "client",
+            "not_found",
+            &format!("worker \"counter\" has no object {object:?}"),
+        );
+    }
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return error(400, "client", "bad_request", "body must be JSON");
+    };
+    let sql = request["sql"].as_str().unwrap_or_default();
+    let params = request["params"].as_array().cloned().unwrap_or_default();
+    if sql.contains("nope") {
+        return error(
+            400,
+            "client",
+            "bad_request",
+            "SQL error 1: no such table: nope",
+        );
+    }
+    if sql.starts_with("UPDATE") {
+        return json(
+            200,
+            r#"{"columns": [], "rows": [], "rows_changed": 2, "last_insert_id": 0}"#.into(),
+        );
+    }
+    if params.is_empty() {
+        return json(
+            200,
+            r#"{"columns": ["id", "title", "data"], "rows": [[1, "milk", {"blob_hex": "00ff"}],
+                [2, "eggs\nand ham", null]], "rows_changed": 0, "last_insert_id": 0}"#
+                .into(),
+        );
+    }
+    let columns: Vec<String> = (1..=params.len()).map(|i| format!("p{i}")).collect();
+    json(
+        200,
+        serde_json::json!({"columns": columns, "rows": [params], "rows_changed": 0, "last_insert_id": 0})
+            .to_string(),
+    )
 }
 
 fn json(status: u16, body: String) -> Response<Full<Bytes>> {
@@ -289,6 +367,41 @@ async fn handle(
                     {"version": 2, "sha256": "9f2c00112233445566778899", "size": 812344, "created_at": "2026-12-04T16:00:00Z"}]"#,
             ),
         ),
+        ("PATCH", ["v1", "workers", "counter"]) => match parts.uri.query() {
+            None | Some("") => error(
+                400,
+                "client",
+                "bad_request",
+                "give the limits to change as query parameters",
+            ),
+            Some(q) if q.contains("memory=1M") => {
+                error(400, "client", "bad_request", "memory: at least 4M")
+            }
+            Some(_) => json(200, worker_json_new_limits("counter")),
+        },
+        ("GET", ["v1", "usage"]) => match parts.uri.query().unwrap_or("") {
+            q if q.contains("worker=shop") => {
+                error(404, "client", "not_found", "worker \"shop\" does not exist")
+            }
+            q if q.contains("since=never") => error(
+                400,
+                "client",
+                "bad_request",
+                "since: \"never\" is not a duration",
+            ),
+            _ => json(200, USAGE.into()),
+        },
+        ("GET", ["v1", "doctor"]) => json(200, DOCTOR.into()),
+        ("GET", ["metrics"]) => Response::builder()
+            .status(200)
+            .header("content-type", "text/plain; version=0.0.4")
+            .body(Full::new(Bytes::from_static(
+                b"# TYPE warren_instances gauge\nwarren_instances 2\n",
+            )))
+            .unwrap(),
+        ("POST", ["v1", "workers", "counter", "objects", object, "sql"]) => {
+            sql_answer(&decode(object), &body)
+        }
         ("DELETE", ["v1", "workers", "counter"]) => {
             json(200, r#"{"deleted": "counter", "objects": 3}"#.into())
         }
@@ -1196,4 +1309,626 @@ fn cli_logs_errors_are_one_line() {
         stderr_lines(&out)[0].starts_with("warren: cannot connect to "),
         "{out:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits, usage, SQL, doctor: the SDK
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn set_limits_patches_the_worker() {
+    let fake = FakeDaemon::start();
+    let client = fake.client();
+    let limits = DeployLimits {
+        memory: Some("64M".into()),
+        cpu_budget: Some("2s".into()),
+        max_response: Some("16M".into()),
+        max_instances: Some("8".into()),
+        log_bytes: Some("512K".into()),
+        ..DeployLimits::default()
+    };
+    let worker = client.set_limits("counter", &limits).await.unwrap();
+    let r = fake.last();
+    assert_eq!(r.method, "PATCH");
+    assert_eq!(
+        r.target,
+        "/v1/workers/counter?memory=64M&cpu_budget=2s&max_response=16M&max_instances=8&log_bytes=512K"
+    );
+    assert!(r.body.is_empty());
+    assert_eq!(worker.name, "counter");
+    assert_eq!(
+        (
+            worker.limits.cpu_budget_ms,
+            worker.limits.max_response,
+            worker.limits.max_instances,
+            worker.limits.log_bytes
+        ),
+        (2000, 16 << 20, 8, 512 << 10)
+    );
+
+    // The daemon's refusal, and an unknown worker.
+    let small = DeployLimits {
+        memory: Some("1M".into()),
+        ..DeployLimits::default()
+    };
+    let err = client.set_limits("counter", &small).await.unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(400), Some("bad_request")));
+    assert_eq!(err.to_string(), "memory: at least 4M (bad_request)");
+    let err = client.set_limits("shop", &limits).await.unwrap_err();
+    assert_eq!(err.code(), Some("not_found"));
+
+    // Nothing to change, or a bad limit: refused before connecting.
+    let before = fake.count();
+    let err = client
+        .set_limits("counter", &DeployLimits::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    let bad = DeployLimits {
+        max_instances: Some("0".into()),
+        ..DeployLimits::default()
+    };
+    let err = client.set_limits("counter", &bad).await.unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArgument(ref m) if m.starts_with("invalid max_instances limit")),
+        "{err:?}"
+    );
+    assert_eq!(fake.count(), before);
+}
+
+#[tokio::test]
+async fn usage_asks_for_a_worker_and_a_period() {
+    let fake = FakeDaemon::start();
+    let client = fake.client();
+    let report = client.usage(None, None).await.unwrap();
+    let r = fake.last();
+    assert_eq!((r.method.as_str(), r.target.as_str()), ("GET", "/v1/usage"));
+    assert_eq!(report.since, 1_796_396_400);
+    let w = &report.workers[0];
+    assert_eq!(w.worker, "counter");
+    assert_eq!(
+        (w.counters.requests, w.counters.cpu_us, w.counters.kills()),
+        (10, 20311, 3)
+    );
+    assert_eq!(w.counters.storage_bytes, 20480);
+    assert_eq!(w.objects.len(), 2);
+    assert_eq!(w.objects[1].object, "chat/room 1");
+    assert_eq!(w.objects[1].counters.kills_timeout, 2);
+
+    client
+        .usage(Some("counter"), Some("2026-12-04T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.last().target,
+        "/v1/usage?worker=counter&since=2026-12-04T00%3A00%3A00Z"
+    );
+
+    let err = client.usage(Some("shop"), None).await.unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(404), Some("not_found")));
+    let err = client.usage(None, Some("never")).await.unwrap_err();
+    assert_eq!(err.code(), Some("bad_request"));
+
+    let before = fake.count();
+    let err = client.usage(Some(""), None).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    assert_eq!(fake.count(), before);
+}
+
+#[tokio::test]
+async fn sql_sends_the_statement_and_its_params() {
+    let fake = FakeDaemon::start();
+    let client = fake.client();
+    let params = [
+        SqlValue::from(1),
+        SqlValue::from(2.5),
+        SqlValue::from("x y"),
+        SqlValue::Null,
+    ];
+    let result = client
+        .sql("counter", "alice", "SELECT ?, ?, ?, ?", &params)
+        .await
+        .unwrap();
+    let r = fake.last();
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.target, "/v1/workers/counter/objects/alice/sql");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let sent: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        sent,
+        serde_json::json!({"sql": "SELECT ?, ?, ?, ?", "params": [1, 2.5, "x y", null]})
+    );
+    assert_eq!(result.columns, ["p1", "p2", "p3", "p4"]);
+    assert_eq!(result.rows, [params.to_vec()]);
+
+    let result = client
+        .sql("counter", "alice", "SELECT * FROM items", &[])
+        .await
+        .unwrap();
+    let sent: serde_json::Value = serde_json::from_slice(&fake.last().body).unwrap();
+    assert_eq!(sent["params"], serde_json::json!([]));
+    assert_eq!(result.rows[0][2], SqlValue::Blob(vec![0, 0xff]));
+    assert_eq!(result.rows[1][1], SqlValue::Text("eggs\nand ham".into()));
+
+    let result = client
+        .sql("counter", "alice", "UPDATE items SET done = 1", &[])
+        .await
+        .unwrap();
+    assert!(result.columns.is_empty());
+    assert_eq!(result.rows_changed, 2);
+
+    // A SQL error is the daemon's 400 with its message; an unknown object its 404.
+    let err = client
+        .sql("counter", "alice", "SELECT * FROM nope", &[])
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Api {
+            status,
+            code,
+            message,
+            ..
+        } => {
+            assert_eq!((*status, code.as_str()), (400, "bad_request"));
+            assert_eq!(message, "SQL error 1: no such table: nope");
+        }
+        other => panic!("expected Api, got {other:?}"),
+    }
+    let err = client
+        .sql("counter", "ghost", "SELECT 1", &[])
+        .await
+        .unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(404), Some("not_found")));
+    assert_eq!(fake.last().target, "/v1/workers/counter/objects/ghost/sql");
+
+    // What cannot be sent is refused before connecting.
+    let before = fake.count();
+    for (sql, params) in [
+        ("", vec![]),
+        ("  ", vec![]),
+        ("SELECT ?", vec![SqlValue::Blob(vec![1])]),
+        ("SELECT ?", vec![SqlValue::Real(f64::NAN)]),
+        ("SELECT ?", vec![SqlValue::Text("x".repeat(1 << 20))]),
+    ] {
+        let err = client
+            .sql("counter", "alice", sql, &params)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    }
+    let err = client
+        .sql("counter", "", "SELECT 1", &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    assert_eq!(fake.count(), before);
+}
+
+#[tokio::test]
+async fn doctor_and_metrics() {
+    let fake = FakeDaemon::start();
+    let client = fake.client();
+    let doctor = client.doctor().await.unwrap();
+    assert_eq!(fake.last().target, "/v1/doctor");
+    assert!(doctor.healthy());
+    assert_eq!(doctor.layers.len(), 3);
+    assert_eq!(doctor.layers[1].layer, "landlock");
+    assert_eq!((doctor.warm_husks, doctor.pool_size), (3, 4));
+    assert_eq!(doctor.state_dir, "/var/lib/warren");
+
+    let metrics = client.metrics().await.unwrap();
+    assert_eq!(fake.last().target, "/metrics");
+    assert!(metrics.contains("warren_instances 2\n"), "{metrics}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits, usage, SQL, doctor: the `warren` binary
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn cli_limits_shows_and_changes() {
+    let fake = FakeDaemon::start();
+    // No flags: the worker's limits, from a daemon that does not report the newer ones.
+    let out = fake.warren(&["limits", "counter"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let r = fake.last();
+    assert_eq!(
+        (r.method.as_str(), r.target.as_str()),
+        ("GET", "/v1/workers/counter")
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "LIMIT          VALUE\n\
+         memory         64M\n\
+         pids           32\n\
+         cpu            0.5\n\
+         storage        100M\n\
+         max_objects    1000\n\
+         timeout        5s\n\
+         cpu_budget     -\n\
+         max_response   -\n\
+         max_instances  -\n\
+         log_bytes      -\n"
+    );
+
+    // Flags: a PATCH with them as the query, then the new limits.
+    let out = fake.warren(&[
+        "limits",
+        "counter",
+        "--cpu-budget",
+        "2s",
+        "--max-instances",
+        "8",
+        "--log-bytes",
+        "512K",
+        "--timeout",
+        "5s",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let r = fake.last();
+    assert_eq!(r.method, "PATCH");
+    assert_eq!(
+        r.target,
+        "/v1/workers/counter?timeout=5s&cpu_budget=2s&max_instances=8&log_bytes=512K"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("\ncpu_budget     2s\n"), "{text}");
+    assert!(text.contains("\nmax_instances  8\n"), "{text}");
+    assert!(text.contains("\nlog_bytes      512K\n"), "{text}");
+
+    // --json: the daemon's answer verbatim.
+    let out = fake.warren(&["limits", "counter", "--max-response", "16M", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{}\n", worker_json_new_limits("counter"))
+    );
+    assert_eq!(fake.last().target, "/v1/workers/counter?max_response=16M");
+
+    // Bad flags: usage exit code, one line naming the flag, nothing sent.
+    let before = fake.count();
+    for (flag, value) in [
+        ("--cpu-budget", "10"),
+        ("--max-response", "1.5M"),
+        ("--max-instances", "0"),
+        ("--log-bytes", "lots"),
+        ("--memory", "64Q"),
+    ] {
+        let out = fake.warren(&["limits", "counter", flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let lines = stderr_lines(&out);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with(&format!("warren: invalid {flag} \"{value}\"")),
+            "{lines:?}"
+        );
+    }
+    assert_eq!(fake.count(), before);
+
+    // The daemon's refusals: one line, exit 1.
+    let out = fake.warren(&["limits", "counter", "--memory", "1M"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stderr_lines(&out),
+        ["warren: cannot change the limits of counter: memory: at least 4M (bad_request)"]
+    );
+    let out = fake.warren(&["limits", "shop"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stderr_lines(&out),
+        [
+            r#"warren: cannot read the limits of shop: worker "shop" does not exist (not_found); run `warren ls` to see the workers"#
+        ]
+    );
+    let out = fake.warren(&["limits", "shop", "--pids", "4"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr_lines(&out)[0].starts_with("warren: cannot change the limits of shop: "),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn cli_deploy_sends_the_newer_limits() {
+    let fake = FakeDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("counter");
+    std::fs::write(&program, b"\x7fELF\x02\x01\x01 a program").unwrap();
+    let out = fake.warren(&[
+        "deploy",
+        "counter",
+        program.to_str().unwrap(),
+        "--cpu-budget",
+        "1500ms",
+        "--max-response",
+        "1M",
+        "--max-instances",
+        "4",
+        "--log-bytes",
+        "64K",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        fake.last().target,
+        "/v1/workers/counter?cpu_budget=1500ms&max_response=1M&max_instances=4&log_bytes=64K"
+    );
+    let before = fake.count();
+    let out = fake.warren(&[
+        "deploy",
+        "counter",
+        program.to_str().unwrap(),
+        "--max-instances",
+        "-1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(fake.count(), before);
+}
+
+#[test]
+fn cli_usage_tables_and_json() {
+    let fake = FakeDaemon::start();
+    let out = fake.warren(&["usage"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(fake.last().target, "/v1/usage");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "WORKER   REQUESTS  CPU     WALL  ROWS R/W  BYTES IN/OUT  STARTS  KILLS                 STORAGE\n\
+         counter  10        20.3ms  1.5s  4/9       0B/12B        2       3 (oom 1, timeout 2)  20K\n"
+    );
+
+    let out = fake.warren(&["usage", "counter", "--since", "24h"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(fake.last().target, "/v1/usage?worker=counter&since=24h");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[1].starts_with("counter "), "{text}");
+    assert!(
+        lines[2].starts_with(
+            "  alice        7         0.3ms   51ms  4/9       0B/7B         1       0 "
+        ),
+        "{text}"
+    );
+    assert!(
+        lines[3].starts_with("  chat/room 1  3         20ms    1.5s  0/0       0B/5B         1       3 (oom 1, timeout 2)  8K"),
+        "{text}"
+    );
+
+    let out = fake.warren(&["usage", "--json", "--since", "1796396400"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{USAGE}\n"));
+    assert_eq!(fake.last().target, "/v1/usage?since=1796396400");
+
+    let out = fake.warren(&["usage", "shop"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stderr_lines(&out),
+        [
+            r#"warren: cannot read the usage: worker "shop" does not exist (not_found); run `warren ls` to see the workers"#
+        ]
+    );
+
+    let before = fake.count();
+    let out = fake.warren(&["usage", "--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("warren: invalid --since \"yesterday\": "),
+        "{lines:?}"
+    );
+    assert_eq!(fake.count(), before);
+}
+
+#[test]
+fn cli_sql_tables_params_and_errors() {
+    let fake = FakeDaemon::start();
+    let out = fake.warren(&["sql", "counter", "alice", "SELECT * FROM items"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "id  title          data\n\
+         1   milk           x'00ff'\n\
+         2   eggs\\nand ham  NULL\n\
+         (2 rows)\n"
+    );
+    let r = fake.last();
+    assert_eq!(
+        (r.method.as_str(), r.target.as_str()),
+        ("POST", "/v1/workers/counter/objects/alice/sql")
+    );
+    let sent: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        sent,
+        serde_json::json!({"sql": "SELECT * FROM items", "params": []})
+    );
+
+    // --param: integers and decimals as numbers, null as NULL, the rest as text.
+    let out = fake.warren(&[
+        "sql",
+        "counter",
+        "alice",
+        "SELECT ?, ?, ?, ?, ?",
+        "--param",
+        "42",
+        "--param",
+        "-2.5",
+        "--param",
+        "null",
+        "--param",
+        "hello world",
+        "--param",
+        "007x",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let sent: serde_json::Value = serde_json::from_slice(&fake.last().body).unwrap();
+    assert_eq!(
+        sent["params"],
+        serde_json::json!([42, -2.5, null, "hello world", "007x"])
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "p1  p2    p3    p4           p5\n42  -2.5  NULL  hello world  007x\n(1 row)\n"
+    );
+
+    // A statement without columns: how many rows it changed.
+    let out = fake.warren(&["sql", "counter", "alice", "UPDATE items SET done = 1"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "(2 rows changed)\n");
+
+    // --json: verbatim.
+    let out = fake.warren(&["sql", "counter", "alice", "UPDATE x", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "{\"columns\": [], \"rows\": [], \"rows_changed\": 2, \"last_insert_id\": 0}\n"
+    );
+
+    // A SQL error: the daemon's message on one line, exit 1, nothing on stdout.
+    let out = fake.warren(&["sql", "counter", "alice", "SELECT * FROM nope"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert_eq!(
+        stderr_lines(&out),
+        ["warren: SQL error 1: no such table: nope"]
+    );
+
+    // Unknown object or worker.
+    let out = fake.warren(&["sql", "counter", "ghost", "SELECT 1"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stderr_lines(&out),
+        [
+            r#"warren: cannot run SQL on object "ghost" of counter: worker "counter" has no object "ghost" (not_found); run `warren objects counter` to see its objects"#
+        ]
+    );
+    let out = fake.warren(&["sql", "shop", "alice", "SELECT 1"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr_lines(&out)[0].contains(r#"worker "shop" does not exist (not_found)"#),
+        "{out:?}"
+    );
+
+    // Nothing to send: usage errors.
+    let before = fake.count();
+    for args in [
+        &["sql", "counter", "alice", " "][..],
+        &["sql", "counter", "", "SELECT 1"],
+    ] {
+        let out = fake.warren(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert_eq!(stderr_lines(&out).len(), 1, "{out:?}");
+    }
+    assert_eq!(fake.count(), before);
+}
+
+/// A one-answer "daemon" that answers every request with `status` and the JSON `body`.
+fn answering_daemon(status: u16, body: &str) -> (tempfile::TempDir, PathBuf) {
+    let reply = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    broken_daemon(Box::leak(reply.into_bytes().into_boxed_slice()))
+}
+
+#[test]
+fn cli_doctor_reports_and_exits_by_health() {
+    let fake = FakeDaemon::start();
+    let out = fake.warren(&["doctor"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    assert_eq!(fake.last().target, "/v1/doctor");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "namespaces  ok       user, pid, mount, net, ipc, uts\n\
+         landlock    ok       ABI 7\n\
+         seccomp     ok       filter with user-notify\n\
+         pool: 3 warm of 4\n\
+         instances: 2\n\
+         version: 0.1.0\n\
+         state dir: /var/lib/warren\n"
+    );
+    let out = fake.warren(&["doctor", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{DOCTOR}\n")
+    );
+
+    // A missing layer or a failing pool: the report, one line on stderr, exit 1.
+    let sick = DOCTOR
+        .replace(
+            r#""ok": true, "detail": "ABI 7""#,
+            r#""ok": false, "detail": "not in this kernel""#,
+        )
+        .replace(
+            r#""pool_error": null"#,
+            r#""pool_error": "fork: out of memory""#,
+        );
+    let (_dir, socket) = answering_daemon(200, &sick);
+    let out = warren_with(&socket, &["doctor"], None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(
+        text.contains("\nlandlock    MISSING  not in this kernel\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\npool: 3 warm of 4 (error: fork: out of memory)\n"),
+        "{text}"
+    );
+    assert_eq!(
+        stderr_lines(&out),
+        ["warren: warrend is not healthy: isolation layer missing: landlock; the husk pool failed: fork: out of memory"]
+    );
+    let out = warren_with(&socket, &["doctor", "--json"], None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{sick}\n"));
+
+    // Only the pool.
+    let pool_only = DOCTOR.replace(r#""pool_error": null"#, r#""pool_error": "no cgroup""#);
+    let (_dir, socket) = answering_daemon(200, &pool_only);
+    let out = warren_with(&socket, &["doctor"], None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stderr_lines(&out),
+        ["warren: warrend is not healthy: the husk pool failed: no cgroup"]
+    );
+
+    // An answer that is not a doctor report.
+    let (_dir, socket) = answering_daemon(200, r#"{"status": "ok"}"#);
+    let out = warren_with(&socket, &["doctor"], None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr_lines(&out)[0].starts_with("warren: unexpected answer from warrend"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn cli_new_commands_without_a_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("warrend.sock");
+    for args in [
+        &["doctor"][..],
+        &["doctor", "--json"],
+        &["usage"],
+        &["usage", "counter", "--since", "1h"],
+        &["sql", "counter", "alice", "SELECT 1"],
+        &["limits", "counter"],
+        &["limits", "counter", "--pids", "8"],
+    ] {
+        let out = warren_with(&socket, args, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            stderr_lines(&out),
+            [format!(
+                "warren: cannot connect to {}: No such file or directory (is warrend running? set --socket or WARREN_SOCKET)",
+                socket.display()
+            )],
+            "{args:?}"
+        );
+    }
 }

@@ -259,10 +259,19 @@ async fn admin_sql(
     let mut store = crate::broker::RequestStore::new(&mut db, &path, w.limits.storage);
     let result = store.run(sql, params).await;
     let ok = result.is_ok();
-    store
+    let wrote = store.rows_written > 0;
+    let committed = store
         .finish(ok)
         .await
         .map_err(|e| ApiError::internal(format!("commit: {e}")))?;
+    if committed || wrote {
+        let bytes = ["", "-wal"]
+            .iter()
+            .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
+            .map(|m| m.len())
+            .sum();
+        app.meter.set_storage(worker, object, bytes);
+    }
     match result {
         Ok(rows) => Ok(serde_json::json!({
             "columns": rows.columns,
@@ -439,9 +448,7 @@ async fn route_control(app: &Arc<App>, req: Request<Incoming>) -> Result<Respons
                     }
                 }
             }
-            if let Some(w) = &worker {
-                app.registry.worker(w).await?;
-            }
+            // a deleted worker's past usage stays queryable: no existence check
             let report = app.meter.report(worker.as_deref(), since).await?;
             Ok(json(
                 StatusCode::OK,
@@ -450,9 +457,19 @@ async fn route_control(app: &Arc<App>, req: Request<Incoming>) -> Result<Respons
         }
         (["workers"], &Method::GET) => {
             let workers = app.registry.workers().await?;
+            let counts = app.registry.object_counts().await?;
+            let list: Vec<serde_json::Value> = workers
+                .iter()
+                .map(|w| {
+                    let mut v = serde_json::to_value(w).unwrap_or_default();
+                    v["objects"] = counts.get(&w.name).copied().unwrap_or(0).into();
+                    v["active_instances"] = app.router.worker_instances(&w.name).into();
+                    v
+                })
+                .collect();
             Ok(json(
                 StatusCode::OK,
-                &serde_json::json!({ "workers": workers }),
+                &serde_json::json!({ "workers": list }),
             ))
         }
         (["workers", w], m) if m == Method::PUT || m == Method::POST => {
@@ -495,6 +512,15 @@ async fn route_control(app: &Arc<App>, req: Request<Incoming>) -> Result<Respons
             let versions = app.registry.versions(&name).await?;
             let mut v = serde_json::to_value(&info).unwrap_or_default();
             v["versions"] = serde_json::to_value(versions).unwrap_or_default();
+            v["objects"] = app
+                .registry
+                .object_counts()
+                .await?
+                .get(&name)
+                .copied()
+                .unwrap_or(0)
+                .into();
+            v["active_instances"] = app.router.worker_instances(&name).into();
             Ok(json(StatusCode::OK, &v))
         }
         (["workers", w], &Method::DELETE) => {

@@ -234,7 +234,16 @@ impl ObjectDb {
         statement: &str,
         params: &[Value],
     ) -> Result<SqlOutput, SqlFailure> {
-        let columns = self.check_statement(statement).await?;
+        let (columns, wanted) = self.check_statement(statement).await?;
+        if usize::try_from(wanted).ok() != Some(params.len()) {
+            return Err(SqlFailure::new(
+                1,
+                format!(
+                    "the statement has {wanted} parameters but {} were given",
+                    params.len()
+                ),
+            ));
+        }
         let at = self.deadline.base.elapsed() + STATEMENT_TIME;
         self.deadline.at.store(
             u64::try_from(at.as_nanos()).unwrap_or(u64::MAX),
@@ -318,8 +327,9 @@ impl ObjectDb {
     }
 
     /// Prepare the statement once under the authorizer: refuses what guests may not do and
-    /// more than one statement per call. Returns the statement's column names.
-    async fn check_statement(&mut self, statement: &str) -> Result<Vec<String>, SqlFailure> {
+    /// more than one statement per call. Returns the statement's column names and how many
+    /// parameters it takes.
+    async fn check_statement(&mut self, statement: &str) -> Result<(Vec<String>, i32), SqlFailure> {
         let c =
             CString::new(statement).map_err(|_| SqlFailure::new(1, "statement contains NUL"))?;
         let mut h = self
@@ -367,7 +377,10 @@ impl ObjectDb {
             ));
         }
         let mut columns = Vec::new();
+        let mut wanted_params = 0;
         if !stmt.is_null() {
+            // SAFETY: `stmt` is a live prepared statement of this connection.
+            wanted_params = unsafe { libsqlite3_sys::sqlite3_bind_parameter_count(stmt) };
             // SAFETY: `stmt` is a live prepared statement of this connection, finalized below.
             let n = unsafe { libsqlite3_sys::sqlite3_column_count(stmt) };
             for i in 0..n {
@@ -400,7 +413,7 @@ impl ObjectDb {
                 "one statement per SQL frame (found more after the first)",
             ));
         }
-        Ok(columns)
+        Ok((columns, wanted_params))
     }
 }
 

@@ -448,6 +448,15 @@ impl ObjectActor {
             },
         };
         metrics.request(&self.worker, outcome, started.elapsed());
+        tracing::debug!(
+            request_id = job.req.id,
+            worker = %self.worker,
+            object = %self.object,
+            outcome = outcome.as_str(),
+            status = result.as_ref().map(|r| r.status).unwrap_or(0),
+            micros = usage.wall_us,
+            "request"
+        );
         if let Err(e) = &result {
             // a broken instance is dropped: the next request starts a new one
             if self

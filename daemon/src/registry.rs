@@ -328,6 +328,22 @@ impl Registry {
         Ok(path)
     }
 
+    /// How many objects each worker has.
+    pub async fn object_counts(&self) -> Result<HashMap<String, u64>, ApiError> {
+        let rows = sqlx::query("SELECT worker, COUNT(*) FROM objects GROUP BY worker")
+            .fetch_all(&self.db)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<String, _>(0),
+                    u64::try_from(r.get::<i64, _>(1)).unwrap_or(0),
+                )
+            })
+            .collect())
+    }
+
     /// Objects of a worker with their database sizes.
     pub async fn objects(&self, worker: &str) -> Result<Vec<(String, u64)>, ApiError> {
         self.worker(worker).await?;

@@ -3,11 +3,17 @@
 //! ```text
 //! warren [--socket PATH] deploy NAME FILE [--memory SIZE] [--pids N] [--cpu CPUS] [--storage SIZE]
 //!                                         [--max-objects N] [--timeout DURATION]
+//!                                         [--cpu-budget DURATION] [--max-response SIZE]
+//!                                         [--max-instances N] [--log-bytes SIZE]
 //! warren [--socket PATH] fetch NAME OBJECT [PATH] [-X METHOD] [-d DATA|@FILE] [-H 'K: V']...
 //! warren [--socket PATH] ls [--json]
 //! warren [--socket PATH] rm NAME [OBJECT]
 //! warren [--socket PATH] objects NAME [--json]
 //! warren [--socket PATH] logs NAME [-f|--follow] [--object OBJECT] [--tail N] [--json]
+//! warren [--socket PATH] limits NAME [--memory SIZE] ... [--log-bytes SIZE] [--json]
+//! warren [--socket PATH] usage [NAME] [--since SINCE] [--json]
+//! warren [--socket PATH] sql NAME OBJECT 'SELECT ...' [--param V]... [--json]
+//! warren [--socket PATH] doctor [--json]
 //! ```
 //!
 //! Every error is one line on stderr starting `warren: `, and exit code 1; usage errors exit 2.
@@ -20,10 +26,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context as _};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use warren_client::{
-    error::io_message, Client, DeployLimits, Error, FetchRequest, LogEntry, LogQuery, ObjectInfo,
-    ObjectList, Worker, WorkerList, MAX_FETCH_BODY, MAX_LOG_TAIL, MAX_PROGRAM,
+    error::io_message, Client, DeployLimits, Doctor, Error, FetchRequest, LogEntry, LogQuery,
+    ObjectInfo, ObjectList, SqlResult, SqlValue, UsageCounters, UsageReport, Worker, WorkerList,
+    MAX_FETCH_BODY, MAX_LOG_TAIL, MAX_PROGRAM,
 };
 
 /// Command-line client of warrend, the Warren supervisor.
@@ -46,24 +53,8 @@ enum Command {
         name: String,
         /// The program to deploy.
         file: PathBuf,
-        /// Memory per instance, e.g. 64M.
-        #[arg(long, value_name = "SIZE")]
-        memory: Option<String>,
-        /// Processes/threads per instance, e.g. 32.
-        #[arg(long, value_name = "N")]
-        pids: Option<String>,
-        /// CPUs per instance, e.g. 0.5.
-        #[arg(long, value_name = "CPUS")]
-        cpu: Option<String>,
-        /// Database size per object, e.g. 100M.
-        #[arg(long, value_name = "SIZE")]
-        storage: Option<String>,
-        /// Objects the worker may have, e.g. 1000.
-        #[arg(long, value_name = "N")]
-        max_objects: Option<String>,
-        /// Time one request may take, e.g. 5s or 500ms.
-        #[arg(long, value_name = "DURATION")]
-        timeout: Option<String>,
+        #[command(flatten)]
+        limits: LimitFlags,
     },
     /// Send a request to object OBJECT of worker NAME and print the response body.
     ///
@@ -132,6 +123,107 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the limits of worker NAME, or change the ones given as flags.
+    ///
+    /// Changed limits apply to the worker's running instances from their next request; no new
+    /// version is made.
+    Limits {
+        /// Worker name.
+        name: String,
+        #[command(flatten)]
+        limits: LimitFlags,
+        /// Print the API's JSON (the worker) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print usage for billing: requests, CPU and wall time, SQL rows, bytes, instance starts,
+    /// kills and storage, per worker (and per object with NAME).
+    Usage {
+        /// Only this worker, with a row for each of its objects.
+        name: Option<String>,
+        /// Count from then on: a duration back from now (24h), Unix seconds, or a UTC time like
+        /// 2026-12-04T00:00:00Z; rounded down to the hour [default: everything].
+        #[arg(long, value_name = "SINCE")]
+        since: Option<String>,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one SQL statement on the database of object OBJECT of worker NAME, in its own
+    /// transaction, and print the result.
+    Sql {
+        /// Worker name.
+        name: String,
+        /// Object name (an existing object).
+        object: String,
+        /// The statement, e.g. 'SELECT * FROM items WHERE id = ?'.
+        sql: String,
+        /// A value for the next `?`: an integer or a decimal number is sent as a number, `null`
+        /// as NULL, anything else as text (repeatable).
+        #[arg(long = "param", value_name = "V", allow_hyphen_values = true)]
+        params: Vec<String>,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check warrend's isolation layers and husk pool; exits 1 unless all is well.
+    Doctor {
+        /// Print the API's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The limit flags of `deploy` and `limits`, as the user wrote them.
+#[derive(Debug, Clone, Default, Args)]
+struct LimitFlags {
+    /// Memory per instance, e.g. 64M.
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+    /// Processes/threads per instance, e.g. 32.
+    #[arg(long, value_name = "N")]
+    pids: Option<String>,
+    /// CPUs per instance, e.g. 0.5.
+    #[arg(long, value_name = "CPUS")]
+    cpu: Option<String>,
+    /// Database size per object, e.g. 100M.
+    #[arg(long, value_name = "SIZE")]
+    storage: Option<String>,
+    /// Objects the worker may have, e.g. 1000.
+    #[arg(long, value_name = "N")]
+    max_objects: Option<String>,
+    /// Time one request may take, e.g. 5s or 500ms.
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<String>,
+    /// CPU time one request may use, e.g. 2s.
+    #[arg(long, value_name = "DURATION")]
+    cpu_budget: Option<String>,
+    /// The largest response body, e.g. 16M.
+    #[arg(long, value_name = "SIZE")]
+    max_response: Option<String>,
+    /// Instances of the worker that may run at once, e.g. 256.
+    #[arg(long, value_name = "N")]
+    max_instances: Option<String>,
+    /// Log output one instance may write over its life, e.g. 16M.
+    #[arg(long, value_name = "SIZE")]
+    log_bytes: Option<String>,
+}
+
+impl From<LimitFlags> for DeployLimits {
+    fn from(f: LimitFlags) -> Self {
+        DeployLimits {
+            memory: f.memory,
+            pids: f.pids,
+            cpu: f.cpu,
+            storage: f.storage,
+            max_objects: f.max_objects,
+            timeout: f.timeout,
+            cpu_budget: f.cpu_budget,
+            max_response: f.max_response,
+            max_instances: f.max_instances,
+            log_bytes: f.log_bytes,
+        }
+    }
 }
 
 /// A wrong command line that clap cannot see (a bad flag value): exit code 2.
@@ -226,24 +318,8 @@ fn one_line(message: &str) -> String {
 
 async fn run(client: Client, command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Deploy {
-            name,
-            file,
-            memory,
-            pids,
-            cpu,
-            storage,
-            max_objects,
-            timeout,
-        } => {
-            let limits = DeployLimits {
-                memory,
-                pids,
-                cpu,
-                storage,
-                max_objects,
-                timeout,
-            };
+        Command::Deploy { name, file, limits } => {
+            let limits = DeployLimits::from(limits);
             check_limits(&limits)?;
             let program = read_program(&file)?;
             let worker = client
@@ -342,8 +418,150 @@ async fn run(client: Client, command: Command) -> anyhow::Result<ExitCode> {
             };
             logs(&client, &name, query, json).await?;
         }
+        Command::Limits { name, limits, json } => {
+            limits_command(&client, &name, limits.into(), json).await?;
+        }
+        Command::Usage { name, since, json } => {
+            if let Some(since) = &since {
+                check_since(since)?;
+            }
+            let path = warren_client::uri::usage(name.as_deref(), since.as_deref())
+                .map_err(|e| usage(e.to_string()))?;
+            let body = client.get_raw(&path).await.map_err(|e| {
+                api_error(
+                    e,
+                    "cannot read the usage",
+                    Some("run `warren ls` to see the workers"),
+                )
+            })?;
+            let report: UsageReport = parse_answer(&body)?;
+            if json {
+                print_json(&body)?;
+            } else {
+                print_out(&usage_table(&report, name.is_some()))?;
+            }
+        }
+        Command::Sql {
+            name,
+            object,
+            sql,
+            params,
+            json,
+        } => {
+            if object.is_empty() {
+                return Err(usage("the object name is empty"));
+            }
+            if sql.trim().is_empty() {
+                return Err(usage("the SQL statement is empty"));
+            }
+            let params: Vec<SqlValue> = params.iter().map(|p| parse_param(p)).collect();
+            let body = client
+                .sql_raw(&name, &object, &sql, &params)
+                .await
+                .map_err(|e| sql_error(e, &name, &object))?;
+            let result: SqlResult = parse_answer(&body)?;
+            if json {
+                print_json(&body)?;
+            } else {
+                print_out(&sql_table(&result))?;
+            }
+        }
+        Command::Doctor { json } => {
+            let body = client
+                .get_raw(&warren_client::uri::doctor())
+                .await
+                .map_err(|e| api_error(e, "cannot ask warrend for its doctor report", None))?;
+            let report: Doctor = parse_answer(&body)?;
+            if json {
+                print_json(&body)?;
+            } else {
+                print_out(&doctor_text(&report))?;
+            }
+            if let Some(problem) = doctor_problem(&report) {
+                return Err(anyhow!("{problem}"));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `warren limits`: prints the worker's limits, after changing the given ones if any.
+async fn limits_command(
+    client: &Client,
+    name: &str,
+    limits: DeployLimits,
+    json: bool,
+) -> anyhow::Result<()> {
+    check_limits(&limits)?;
+    let hint = Some("run `warren ls` to see the workers");
+    let body = if limits.is_empty() {
+        let path = warren_client::uri::worker(name).map_err(|e| usage(e.to_string()))?;
+        client
+            .get_raw(&path)
+            .await
+            .map_err(|e| api_error(e, &format!("cannot read the limits of {name}"), hint))?
+    } else {
+        client
+            .set_limits_raw(name, &limits)
+            .await
+            .map_err(|e| api_error(e, &format!("cannot change the limits of {name}"), hint))?
+    };
+    let worker: Worker = parse_answer(&body)?;
+    if json {
+        print_json(&body)
+    } else {
+        print_out(&limits_table(&worker))
+    }
+}
+
+/// The error of `warren sql`: a SQL error as the daemon words it, anything else in context.
+fn sql_error(err: Error, name: &str, object: &str) -> anyhow::Error {
+    match &err {
+        Error::Api { code, message, .. }
+            if code == "bad_request" && message.starts_with("SQL error") =>
+        {
+            anyhow!("{message}")
+        }
+        _ => api_error(
+            err,
+            &format!("cannot run SQL on object {object:?} of {name}"),
+            Some(&format!("run `warren objects {name}` to see its objects")),
+        ),
+    }
+}
+
+/// A `--param`: an integer, a (finite) decimal number, `null`, or else text.
+fn parse_param(text: &str) -> SqlValue {
+    if text == "null" {
+        SqlValue::Null
+    } else if let Ok(i) = text.parse::<i64>() {
+        SqlValue::Integer(i)
+    } else if let Some(f) = text.parse::<f64>().ok().filter(|f| f.is_finite()) {
+        SqlValue::Real(f)
+    } else {
+        SqlValue::Text(text.to_string())
+    }
+}
+
+/// Checks `--since` locally: a duration (`24h`), Unix seconds, or `YYYY-MM-DDTHH:MM:SSZ`.
+fn check_since(since: &str) -> anyhow::Result<()> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let rfc3339 = since.len() == 20
+        && since.is_char_boundary(19)
+        && since.ends_with('Z')
+        && since[..19].char_indices().all(|(i, c)| match i {
+            4 | 7 => c == '-',
+            10 => c == 'T',
+            13 | 16 => c == ':',
+            _ => c.is_ascii_digit(),
+        });
+    if digits(since) || rfc3339 || warren_client::limits::parse_duration(since).is_ok() {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "invalid --since {since:?}: expected a duration back from now (24h), Unix seconds, or a UTC time like 2026-12-04T00:00:00Z"
+        )))
+    }
 }
 
 /// Prints a worker's log lines as they arrive, until the daemon ends the stream (at once
@@ -493,10 +711,11 @@ fn read_program(file: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(program)
 }
 
-/// `deployed counter version 2 (793K, sha256 9f2c...): memory=64M pids=32 ...`
+/// `deployed counter version 2 (793K, sha256 9f2c...): memory=64M pids=32 ...` (the limits
+/// an older daemon does not report left out).
 fn deployed_line(w: &Worker) -> String {
     let l = &w.limits;
-    format!(
+    let mut line = format!(
         "deployed {} version {} ({}, sha256 {}): memory={} pids={} cpu={} storage={} max_objects={} timeout={}",
         w.name,
         w.version,
@@ -508,7 +727,207 @@ fn deployed_line(w: &Worker) -> String {
         human_bytes(l.storage),
         l.max_objects,
         human_millis(l.timeout_ms)
-    )
+    );
+    for (name, value) in limit_rows(w).into_iter().skip(6) {
+        if value != "-" {
+            line.push_str(&format!(" {name}={value}"));
+        }
+    }
+    line
+}
+
+/// A worker's limits as `(query parameter, human value)`, in the API's order; `-` for a
+/// limit the daemon did not report.
+fn limit_rows(w: &Worker) -> [(&'static str, String); 10] {
+    let l = &w.limits;
+    let or_dash = |n: u64, f: fn(u64) -> String| if n == 0 { "-".into() } else { f(n) };
+    [
+        ("memory", human_bytes(l.memory)),
+        ("pids", l.pids.to_string()),
+        ("cpu", l.cpu.to_string()),
+        ("storage", human_bytes(l.storage)),
+        ("max_objects", l.max_objects.to_string()),
+        ("timeout", human_millis(l.timeout_ms)),
+        ("cpu_budget", or_dash(l.cpu_budget_ms, human_millis)),
+        ("max_response", or_dash(l.max_response, human_bytes)),
+        ("max_instances", or_dash(l.max_instances, |n| n.to_string())),
+        ("log_bytes", or_dash(l.log_bytes, human_bytes)),
+    ]
+}
+
+/// The `limits` table: one row per limit.
+fn limits_table(w: &Worker) -> String {
+    let mut rows = vec![vec!["LIMIT".to_string(), "VALUE".to_string()]];
+    for (name, value) in limit_rows(w) {
+        rows.push(vec![name.to_string(), value]);
+    }
+    table(&rows)
+}
+
+/// The `usage` table: a row per worker, and with `objects` an indented row per object.
+fn usage_table(report: &UsageReport, objects: bool) -> String {
+    let mut rows = vec![[
+        "WORKER",
+        "REQUESTS",
+        "CPU",
+        "WALL",
+        "ROWS R/W",
+        "BYTES IN/OUT",
+        "STARTS",
+        "KILLS",
+        "STORAGE",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for w in &report.workers {
+        rows.push(usage_row(printable(&w.worker), &w.counters));
+        if objects {
+            for o in &w.objects {
+                rows.push(usage_row(
+                    format!("  {}", printable(&o.object)),
+                    &o.counters,
+                ));
+            }
+        }
+    }
+    table(&rows)
+}
+
+fn usage_row(name: String, c: &UsageCounters) -> Vec<String> {
+    vec![
+        name,
+        c.requests.to_string(),
+        human_micros(c.cpu_us),
+        human_micros(c.wall_us),
+        format!("{}/{}", c.rows_read, c.rows_written),
+        format!("{}/{}", human_bytes(c.bytes_in), human_bytes(c.bytes_out)),
+        c.instance_starts.to_string(),
+        kills_cell(c),
+        human_bytes(c.storage_bytes),
+    ]
+}
+
+/// `0`, or `3 (oom 1, timeout 2)`.
+fn kills_cell(c: &UsageCounters) -> String {
+    let total = c.kills();
+    if total == 0 {
+        return "0".into();
+    }
+    let reasons: Vec<String> = c
+        .kill_reasons()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect();
+    format!("{total} ({})", reasons.join(", "))
+}
+
+/// The `sql` output: the rows as a table and `(N rows)`, or `(N rows changed)` for a
+/// statement without columns.
+fn sql_table(result: &SqlResult) -> String {
+    let plural = |one: bool| if one { "" } else { "s" };
+    if result.columns.is_empty() {
+        let n = result.rows_changed;
+        return format!("({n} row{} changed)\n", plural(n == 1));
+    }
+    let mut rows = vec![result
+        .columns
+        .iter()
+        .map(|c| sql_text(c))
+        .collect::<Vec<_>>()];
+    for row in &result.rows {
+        rows.push(row.iter().map(sql_cell).collect());
+    }
+    let n = result.rows.len();
+    format!("{}({n} row{})\n", table(&rows), plural(n == 1))
+}
+
+/// One value of a SQL result as a table cell: `NULL`, `42`, `2.5`, text, `x'00ff'`.
+fn sql_cell(v: &SqlValue) -> String {
+    match v {
+        SqlValue::Null => "NULL".into(),
+        SqlValue::Integer(i) => i.to_string(),
+        SqlValue::Real(f) => format!("{f:?}"),
+        SqlValue::Text(t) => sql_text(t),
+        SqlValue::Blob(b) => {
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            format!("x'{hex}'")
+        }
+    }
+}
+
+/// Text fit for one table cell: newlines, tabs and other control characters escaped.
+fn sql_text(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\\n".to_string(),
+            '\r' => "\\r".to_string(),
+            '\t' => "\\t".to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// The `doctor` text: the layers like `warren-jail doctor`, then the pool, instances and
+/// version.
+fn doctor_text(d: &Doctor) -> String {
+    let mut out = String::new();
+    for l in &d.layers {
+        let line = format!(
+            "{:<11} {:<8} {}",
+            escape_controls(&l.layer),
+            if l.ok { "ok" } else { "MISSING" },
+            escape_controls(&l.detail)
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.push_str(&format!("pool: {} warm of {}", d.warm_husks, d.pool_size));
+    if let Some(e) = &d.pool_error {
+        out.push_str(&format!(" (error: {})", one_line(&escape_controls(e))));
+    }
+    out.push_str(&format!(
+        "\ninstances: {}\nversion: {}\n",
+        d.instances,
+        escape_controls(&d.version)
+    ));
+    if !d.state_dir.is_empty() {
+        out.push_str(&format!("state dir: {}\n", escape_controls(&d.state_dir)));
+    }
+    out
+}
+
+/// What is wrong according to the doctor report, or `None` when all is well.
+fn doctor_problem(d: &Doctor) -> Option<String> {
+    let missing: Vec<String> = d
+        .layers
+        .iter()
+        .filter(|l| !l.ok)
+        .map(|l| escape_controls(&l.layer))
+        .collect();
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "isolation layer{} missing: {}",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", ")
+        ));
+    }
+    if let Some(e) = &d.pool_error {
+        problems.push(format!("the husk pool failed: {}", escape_controls(e)));
+    }
+    if d.layers.is_empty() {
+        problems.push("warrend reported no isolation layers".into());
+    }
+    if problems.is_empty() {
+        None
+    } else {
+        Some(format!("warrend is not healthy: {}", problems.join("; ")))
+    }
 }
 
 /// The fetch request of the command line.
@@ -669,9 +1088,10 @@ fn hint_for(err: &Error, not_found_hint: Option<&str>) -> String {
         Some("forbidden") => {
             Some("run as root, as warrend's user or as a member of its group (default `warren`)")
         }
-        Some("guest_crashed" | "guest_timeout" | "guest_protocol" | "guest_killed") => {
-            Some("the worker program failed; check its logs and limits")
-        }
+        Some(
+            "guest_crashed" | "guest_timeout" | "guest_protocol" | "guest_killed"
+            | "response_too_large",
+        ) => Some("the worker program failed; check its logs and limits"),
         Some("unavailable") => Some("warrend is out of capacity; retry later"),
         Some("internal") => Some("this is a warrend bug; see its logs"),
         _ => None,
@@ -814,6 +1234,26 @@ fn human_millis(ms: u64) -> String {
     }
 }
 
+/// Microseconds for people: `0ms`, `0.3ms`, `20.3ms`, `512ms`, `1.5s`, `42s`, `3600s`.
+fn human_micros(us: u64) -> String {
+    let tenths = |whole: u64, tenth: u64, unit: &str| {
+        if tenth == 0 {
+            format!("{whole}{unit}")
+        } else {
+            format!("{whole}.{tenth}{unit}")
+        }
+    };
+    if us < 100_000 {
+        tenths(us / 1000, us % 1000 / 100, "ms")
+    } else if us < 1_000_000 {
+        format!("{}ms", us / 1000)
+    } else if us < 100_000_000 {
+        tenths(us / 1_000_000, us % 1_000_000 / 100_000, "s")
+    } else {
+        format!("{}s", us / 1_000_000)
+    }
+}
+
 /// The first 12 hex digits of a SHA-256.
 fn short_sha(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
@@ -853,19 +1293,28 @@ mod tests {
             "1000",
             "--timeout",
             "5s",
+            "--cpu-budget",
+            "2s",
+            "--max-response",
+            "1M",
+            "--max-instances",
+            "8",
+            "--log-bytes",
+            "64K",
         ])
         .unwrap();
         assert_eq!(cli.socket.as_deref(), Some(Path::new("/tmp/s")));
-        let Command::Deploy {
-            max_objects,
-            timeout,
-            ..
-        } = cli.command
-        else {
+        let Command::Deploy { limits, .. } = cli.command else {
             panic!("not deploy")
         };
-        assert_eq!(max_objects.as_deref(), Some("1000"));
-        assert_eq!(timeout.as_deref(), Some("5s"));
+        let limits = DeployLimits::from(limits);
+        assert_eq!(limits.max_objects.as_deref(), Some("1000"));
+        assert_eq!(limits.timeout.as_deref(), Some("5s"));
+        assert_eq!(
+            limits.query(),
+            "memory=64M&pids=32&cpu=0.5&storage=100M&max_objects=1000&timeout=5s\
+             &cpu_budget=2s&max_response=1M&max_instances=8&log_bytes=64K"
+        );
 
         let cli = parse(&[
             "fetch", "app", "alice", "/x", "-X", "PUT", "-d", "-5", "-H", "A: b", "-H", "C: d",
@@ -926,6 +1375,66 @@ mod tests {
             }
         ));
         assert!(parse(&["logs", "app", "--tail", "many"]).is_err());
+
+        let cli = parse(&["limits", "app", "--cpu-budget", "1s", "--json"]).unwrap();
+        let Command::Limits { name, limits, json } = cli.command else {
+            panic!("not limits")
+        };
+        assert_eq!((name.as_str(), json), ("app", true));
+        assert_eq!(DeployLimits::from(limits).query(), "cpu_budget=1s");
+        assert!(matches!(
+            parse(&["limits", "app"]).unwrap().command,
+            Command::Limits { json: false, ref limits, .. }
+                if DeployLimits::from(limits.clone()).is_empty()
+        ));
+        assert!(parse(&["limits"]).is_err());
+
+        assert!(matches!(
+            parse(&["usage"]).unwrap().command,
+            Command::Usage {
+                name: None,
+                since: None,
+                json: false
+            }
+        ));
+        assert!(matches!(
+            parse(&["usage", "app", "--since", "24h", "--json"]).unwrap().command,
+            Command::Usage { name: Some(ref n), since: Some(ref s), json: true }
+                if n == "app" && s == "24h"
+        ));
+
+        let cli = parse(&[
+            "sql",
+            "app",
+            "alice",
+            "SELECT ?, ?",
+            "--param",
+            "-5",
+            "--param",
+            "x",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Sql {
+            name,
+            object,
+            sql,
+            params,
+            json,
+        } = cli.command
+        else {
+            panic!("not sql")
+        };
+        assert_eq!(
+            (name.as_str(), object.as_str(), sql.as_str(), json),
+            ("app", "alice", "SELECT ?, ?", true)
+        );
+        assert_eq!(params, ["-5", "x"]);
+        assert!(parse(&["sql", "app", "alice"]).is_err());
+        assert!(matches!(
+            parse(&["doctor", "--json"]).unwrap().command,
+            Command::Doctor { json: true }
+        ));
         assert!(parse(&["deploy", "x"]).is_err());
         assert!(parse(&["frobnicate"]).is_err());
     }
@@ -952,6 +1461,26 @@ mod tests {
             ..DeployLimits::default()
         });
         assert!(msg.contains("--timeout") && msg.contains("unit"), "{msg}");
+        let msg = bad(DeployLimits {
+            cpu_budget: Some("soon".into()),
+            ..DeployLimits::default()
+        });
+        assert!(msg.starts_with("invalid --cpu-budget \"soon\""), "{msg}");
+        let msg = bad(DeployLimits {
+            max_response: Some("1.5M".into()),
+            ..DeployLimits::default()
+        });
+        assert!(msg.starts_with("invalid --max-response \"1.5M\""), "{msg}");
+        let msg = bad(DeployLimits {
+            max_instances: Some("0".into()),
+            ..DeployLimits::default()
+        });
+        assert!(msg.starts_with("invalid --max-instances \"0\""), "{msg}");
+        let msg = bad(DeployLimits {
+            log_bytes: Some("lots".into()),
+            ..DeployLimits::default()
+        });
+        assert!(msg.starts_with("invalid --log-bytes \"lots\""), "{msg}");
         assert!(check_limits(&DeployLimits {
             memory: Some("64M".into()),
             cpu: Some("0.5".into()),
@@ -1122,7 +1651,214 @@ mod tests {
     }
 
     #[test]
+    fn sql_params() {
+        assert_eq!(parse_param("42"), SqlValue::Integer(42));
+        assert_eq!(parse_param("-7"), SqlValue::Integer(-7));
+        assert_eq!(parse_param("2.5"), SqlValue::Real(2.5));
+        assert_eq!(parse_param("1e3"), SqlValue::Real(1000.0));
+        assert_eq!(parse_param("null"), SqlValue::Null);
+        assert_eq!(parse_param("NULL"), SqlValue::Text("NULL".into()));
+        for text in ["", "abc", "nan", "inf", "-infinity", "12ab", "1,5", " 3"] {
+            assert_eq!(parse_param(text), SqlValue::Text(text.into()), "{text:?}");
+        }
+        // Too large for an i64: sent as a (float) number, as asked.
+        assert_eq!(
+            parse_param("99999999999999999999"),
+            SqlValue::Real(99_999_999_999_999_999_999.0)
+        );
+    }
+
+    #[test]
+    fn since_values() {
+        for ok in [
+            "24h",
+            "30m",
+            "1.5h",
+            "0",
+            "1796396400",
+            "2026-12-04T00:00:00Z",
+        ] {
+            assert!(check_since(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "yesterday",
+            "-1h",
+            "2026-12-04",
+            "2026-12-04T00:00:00",
+            "2026-12-04 00:00:00Z",
+            "2026-12-04T00:00:00+01:00",
+            "2026-12-04T00:00:0éZ",
+        ] {
+            let Err(err) = check_since(bad) else {
+                panic!("{bad:?} passed")
+            };
+            assert!(err.downcast_ref::<UsageError>().is_some(), "{bad}");
+            assert!(err.to_string().starts_with("invalid --since"), "{err}");
+        }
+    }
+
+    #[test]
+    fn sql_output() {
+        let result: SqlResult = serde_json::from_str(
+            r#"{"columns": ["id", "title", "score", "data", "note"],
+                "rows": [[1, "milk", 2.5, {"blob_hex": "00ff"}, null],
+                         [12, "two\nlines\tand tab", 3.0, {"blob_hex": ""}, "x"]],
+                "rows_changed": 0, "last_insert_id": 0}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            sql_table(&result),
+            "id  title                score  data     note\n\
+             1   milk                 2.5    x'00ff'  NULL\n\
+             12  two\\nlines\\tand tab  3.0    x''      x\n\
+             (2 rows)\n"
+        );
+        let one: SqlResult = serde_json::from_str(r#"{"columns": ["n"], "rows": [[7]]}"#).unwrap();
+        assert_eq!(sql_table(&one), "n\n7\n(1 row)\n");
+        let none: SqlResult = serde_json::from_str(r#"{"columns": ["n"], "rows": []}"#).unwrap();
+        assert_eq!(sql_table(&none), "n\n(0 rows)\n");
+        let changed: SqlResult = serde_json::from_str(
+            r#"{"columns": [], "rows": [], "rows_changed": 3, "last_insert_id": 9}"#,
+        )
+        .unwrap();
+        assert_eq!(sql_table(&changed), "(3 rows changed)\n");
+        let changed_one: SqlResult = serde_json::from_str(
+            r#"{"columns": [], "rows": [], "rows_changed": 1, "last_insert_id": 9}"#,
+        )
+        .unwrap();
+        assert_eq!(sql_table(&changed_one), "(1 row changed)\n");
+    }
+
+    const USAGE: &str = r#"{"since": 1796396400, "workers": [
+        {"worker": "counter", "requests": 10, "cpu_us": 20311, "wall_us": 1500000,
+         "rows_read": 4, "rows_written": 9, "bytes_in": 0, "bytes_out": 2048,
+         "instance_starts": 2, "kills_oom": 1, "kills_timeout": 2, "kills_cpu": 0,
+         "kills_seccomp": 0, "kills_crash": 0, "storage_bytes": 20480,
+         "objects": [
+            {"object": "alice", "requests": 7, "cpu_us": 300, "wall_us": 51000, "rows_read": 4,
+             "rows_written": 9, "bytes_in": 0, "bytes_out": 12, "instance_starts": 1,
+             "kills_oom": 0, "kills_timeout": 0, "kills_cpu": 0, "kills_seccomp": 0,
+             "kills_crash": 0, "storage_bytes": 12288},
+            {"object": "bob", "requests": 3, "cpu_us": 20011, "wall_us": 1449000,
+             "rows_read": 0, "rows_written": 0, "bytes_in": 0, "bytes_out": 2036,
+             "instance_starts": 1, "kills_oom": 1, "kills_timeout": 2, "kills_cpu": 0,
+             "kills_seccomp": 0, "kills_crash": 0, "storage_bytes": 8192}]}]}"#;
+
+    #[test]
+    fn usage_tables() {
+        let report: UsageReport = serde_json::from_str(USAGE).unwrap();
+        assert_eq!(
+            usage_table(&report, false),
+            "WORKER   REQUESTS  CPU     WALL  ROWS R/W  BYTES IN/OUT  STARTS  KILLS                 STORAGE\n\
+             counter  10        20.3ms  1.5s  4/9       0B/2K         2       3 (oom 1, timeout 2)  20K\n"
+        );
+        let with_objects = usage_table(&report, true);
+        let lines: Vec<&str> = with_objects.lines().collect();
+        assert_eq!(lines.len(), 4, "{with_objects}");
+        assert!(
+            lines[2].starts_with("  alice  7         0.3ms   51ms"),
+            "{with_objects}"
+        );
+        assert!(
+            lines[3].starts_with("  bob    3         20ms    1.4s"),
+            "{with_objects}"
+        );
+        assert!(lines[3].contains("3 (oom 1, timeout 2)"), "{with_objects}");
+        assert!(lines[2].contains("  0  "), "{with_objects}");
+        let empty: UsageReport = serde_json::from_str(r#"{"since": 0, "workers": []}"#).unwrap();
+        assert_eq!(
+            usage_table(&empty, true),
+            "WORKER  REQUESTS  CPU  WALL  ROWS R/W  BYTES IN/OUT  STARTS  KILLS  STORAGE\n"
+        );
+    }
+
+    #[test]
+    fn doctor_output() {
+        let mut d: Doctor = serde_json::from_str(
+            r#"{"version": "0.1.0", "warm_husks": 3, "pool_size": 4, "pool_error": null,
+                "instances": 2, "state_dir": "/var/lib/warren",
+                "layers": [{"layer": "namespaces", "ok": true, "detail": "user, pid, mount"},
+                           {"layer": "seccomp", "ok": true, "detail": ""}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            doctor_text(&d),
+            "namespaces  ok       user, pid, mount\n\
+             seccomp     ok\n\
+             pool: 3 warm of 4\n\
+             instances: 2\n\
+             version: 0.1.0\n\
+             state dir: /var/lib/warren\n"
+        );
+        assert_eq!(doctor_problem(&d), None);
+        d.layers[1].ok = false;
+        d.layers[1].detail = "no seccomp\nat all".into();
+        d.pool_error = Some("fork: out of memory".into());
+        let text = doctor_text(&d);
+        assert!(
+            text.contains("seccomp     MISSING  no seccomp\\u{a}at all\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pool: 3 warm of 4 (error: fork: out of memory)\n"),
+            "{text}"
+        );
+        assert_eq!(
+            doctor_problem(&d).unwrap(),
+            "warrend is not healthy: isolation layer missing: seccomp; the husk pool failed: fork: out of memory"
+        );
+        d.layers.clear();
+        d.pool_error = None;
+        assert!(doctor_problem(&d).unwrap().contains("no isolation layers"));
+    }
+
+    #[test]
+    fn limits_output() {
+        let mut w: Worker = serde_json::from_str(
+            r#"{"name": "counter", "version": 2, "sha256": "9f2c", "size": 10,
+                "limits": {"memory": 67108864, "pids": 32, "cpu": 0.5, "storage": 104857600,
+                           "max_objects": 1000, "timeout_ms": 5000, "cpu_budget_ms": 1500,
+                           "max_response": 16777216, "max_instances": 256, "log_bytes": 524288},
+                "created_at": "2026-12-04T16:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            limits_table(&w),
+            "LIMIT          VALUE\n\
+             memory         64M\n\
+             pids           32\n\
+             cpu            0.5\n\
+             storage        100M\n\
+             max_objects    1000\n\
+             timeout        5s\n\
+             cpu_budget     1.5s\n\
+             max_response   16M\n\
+             max_instances  256\n\
+             log_bytes      512K\n"
+        );
+        assert!(deployed_line(&w).ends_with(
+            "timeout=5s cpu_budget=1.5s max_response=16M max_instances=256 log_bytes=512K"
+        ));
+        // An older daemon: the new limits are unknown.
+        w.limits.cpu_budget_ms = 0;
+        w.limits.log_bytes = 0;
+        assert!(limits_table(&w).contains("cpu_budget     -\n"));
+        assert!(deployed_line(&w).ends_with("timeout=5s max_response=16M max_instances=256"));
+    }
+
+    #[test]
     fn human_units() {
+        assert_eq!(human_micros(0), "0ms");
+        assert_eq!(human_micros(300), "0.3ms");
+        assert_eq!(human_micros(1000), "1ms");
+        assert_eq!(human_micros(20_311), "20.3ms");
+        assert_eq!(human_micros(99_999), "99.9ms");
+        assert_eq!(human_micros(512_000), "512ms");
+        assert_eq!(human_micros(1_000_000), "1s");
+        assert_eq!(human_micros(1_500_000), "1.5s");
+        assert_eq!(human_micros(99_990_000), "99.9s");
+        assert_eq!(human_micros(3_600_000_000), "3600s");
         assert_eq!(human_bytes(0), "0B");
         assert_eq!(human_bytes(1023), "1023B");
         assert_eq!(human_bytes(1024), "1K");
