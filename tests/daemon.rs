@@ -496,7 +496,14 @@ fn the_warren_cli_drives_the_daemon() {
     assert_ne!(code, 0);
     assert_eq!(err.lines().count(), 1, "{err}");
     // operators' commands
-    let (code, out, err) = cli(&["sql", "counter", "alice", "SELECT value FROM counter WHERE id = ?", "--param", "0"]);
+    let (code, out, err) = cli(&[
+        "sql",
+        "counter",
+        "alice",
+        "SELECT value FROM counter WHERE id = ?",
+        "--param",
+        "0",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("value") && out.contains('2'), "{out}");
     let (code, out, err) = cli(&["usage", "counter", "--json"]);

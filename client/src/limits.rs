@@ -8,7 +8,6 @@
 //! optional `B`/`iB`), durations a number with `ms`, `s`, `m` or `h`, CPUs a decimal number.
 
 use std::fmt;
-use std::time::Duration;
 
 use crate::uri::query_value;
 
@@ -106,82 +105,9 @@ impl DeployLimits {
     }
 }
 
-/// Parses a size: `64M`, `1G`, `512K`, `64MiB`, `4096` (bytes). Must be more than zero.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, suffix) = t.split_at(digits_end);
-    if num.is_empty() {
-        return Err(format!(
-            "{text:?} is not a size (expected e.g. 64M, 1G, 512K)"
-        ));
-    }
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (number too large)"))?;
-    let shift = match suffix.to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        "T" | "TB" | "TIB" => 40,
-        _ => {
-            return Err(format!(
-                "{text:?} has an unknown size suffix {suffix:?} (use K, M, G or T)"
-            ))
-        }
-    };
-    let bytes = n
-        .checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("{text:?} is too large"))?;
-    if bytes == 0 {
-        return Err(format!("{text:?}: the size must be greater than zero"));
-    }
-    Ok(bytes)
-}
-
-/// Parses a duration: `500ms`, `5s`, `1.5s`, `2m`, `1h`; more than zero, at most a year.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("{text:?} needs a unit (e.g. 500ms, 5s, 2m)"))?;
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (expected e.g. 500ms, 5s, 2m)"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "{text:?} has an unknown unit {unit:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    if !secs.is_finite() || secs <= 0.0 || secs > 365.0 * 86400.0 {
-        return Err(format!(
-            "{text:?} is out of range (more than zero, at most a year)"
-        ));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// Parses a CPU count: a decimal number of CPUs from 0.01 to 4096 (`0.5`, `2`).
-pub fn parse_cpus(text: &str) -> Result<f64, String> {
-    let v: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a CPU count (expected e.g. 0.5 or 2)"))?;
-    if !v.is_finite() || !(0.01..=4096.0).contains(&v) {
-        return Err(format!(
-            "{text:?}: the CPU count must be between 0.01 and 4096"
-        ));
-    }
-    Ok(v)
-}
+// Sizes, durations and CPU counts follow the daemon's own rules exactly: one parser, shared
+// with the jail (`warren_jail::units`).
+pub use warren_jail::units::{parse_cpus, parse_duration, parse_size};
 
 /// Parses a count (`pids`, `max_objects`, `max_instances`): a whole number, at least 1.
 pub fn parse_count(text: &str) -> Result<u64, String> {
@@ -198,41 +124,6 @@ pub fn parse_count(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_size("1G"), Ok(1 << 30));
-        assert_eq!(parse_size("512k"), Ok(512 << 10));
-        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("12Q").unwrap_err().contains("suffix"));
-        for bad in [
-            "",
-            "M",
-            "0",
-            "0M",
-            "-1M",
-            "1.5G",
-            "99999999999999999999T",
-            "16777216T",
-        ] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("5").unwrap_err().contains("unit"));
-        for bad in ["", "0s", "s", "5x", "-5s", "1..2s", "9999h", "5 s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn cpus_and_counts() {
