@@ -44,6 +44,8 @@ pub struct Instance {
     /// how it ended, once it has
     pub ended: Option<KillKind>,
     cgroup: Option<warren_jail::cgroup::CellCgroup>,
+    cpu: Option<warren_jail::cgroup::CpuMeter>,
+    pids_hits_seen: u64,
     sock: UnixStream,
     kill: KillHandle,
     exited: oneshot::Receiver<Outcome>,
@@ -103,6 +105,7 @@ impl Instance {
             .kill_handle()
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let cgroup = cell.cgroup().cloned();
+        let cpu = cgroup.as_ref().and_then(|c| c.cpu_meter());
         let (tx, exited) = oneshot::channel();
         std::thread::Builder::new()
             .name("cell-wait".into())
@@ -136,6 +139,8 @@ impl Instance {
             limits,
             ended: None,
             cgroup,
+            cpu,
+            pids_hits_seen: 0,
             sock,
             kill,
             exited,
@@ -237,7 +242,8 @@ impl Instance {
         let timeout = limits.timeout;
         let cpu_start = self.cpu_usec();
         let cpu_budget = u64::try_from(limits.cpu_budget.as_micros()).unwrap_or(u64::MAX);
-        let mut cpu_check = tokio::time::interval(CPU_CHECK);
+        let mut cpu_check =
+            tokio::time::interval_at(tokio::time::Instant::now() + CPU_CHECK, CPU_CHECK);
         let deadline = tokio::time::Instant::now() + timeout;
         let request = Frame::Request(req.clone());
         if let Err(e) = frame::write(&mut self.sock, &request).await {
@@ -354,12 +360,19 @@ impl Instance {
 
     /// CPU time the instance has used so far, microseconds (0 without the cgroup layer).
     pub fn cpu_usec(&self) -> u64 {
-        self.stats().cpu_usage_usec
+        self.cpu.as_ref().map(|m| m.usec()).unwrap_or(0)
     }
 
-    /// The instance's cgroup counters (zeros without the cgroup layer).
-    pub fn stats(&self) -> warren_jail::cgroup::CellStats {
-        self.cgroup.as_ref().map(|c| c.stats()).unwrap_or_default()
+    /// Forks the pids limit refused since the last call (reads the cgroup's counters).
+    pub fn take_pids_hits(&mut self) -> u64 {
+        let hits = self
+            .cgroup
+            .as_ref()
+            .map(|c| c.stats().pids_limit_hits)
+            .unwrap_or(0);
+        let new = hits.saturating_sub(self.pids_hits_seen);
+        self.pids_hits_seen = hits;
+        new
     }
 
     /// Apply new cgroup limits to the running instance (a limit change without a redeploy).

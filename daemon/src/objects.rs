@@ -387,8 +387,17 @@ impl ObjectActor {
 
     fn stop_instance(&mut self) {
         self.state.idle_instance.store(false, Ordering::SeqCst);
-        if let Some((i, _slot)) = self.instance.take() {
+        if let Some((mut i, _slot)) = self.instance.take() {
+            self.count_pids_hits(&mut i);
             i.stop();
+        }
+    }
+
+    /// Forks the pids limit refused in an instance, for the metrics (read when it ends).
+    fn count_pids_hits(&self, i: &mut Instance) {
+        let n = i.take_pids_hits();
+        if n > 0 {
+            self.router.metrics.reject_n(LimitKind::Pids, n);
         }
     }
 
@@ -524,16 +533,11 @@ impl ObjectActor {
         let (inst, _) = self.instance.as_mut().expect("instance started above");
         // limits changed without a redeploy apply to the running instance
         inst.update_limits(limits)?;
-        let before = inst.stats();
+        let cpu_before = inst.cpu_usec();
         let mut store = RequestStore::new(&mut self.db, &db_path, deployed.limits.storage);
         store.observe(&self.worker, Arc::clone(&self.router.metrics));
         let result = sendable(inst.call(&mut store, &job.req, &deployed.limits)).await;
-        let after = inst.stats();
-        usage.cpu_us = after.cpu_usage_usec.saturating_sub(before.cpu_usage_usec);
-        let forks_refused = after.pids_limit_hits.saturating_sub(before.pids_limit_hits);
-        if forks_refused > 0 {
-            self.router.metrics.reject_n(LimitKind::Pids, forks_refused);
-        }
+        usage.cpu_us = inst.cpu_usec().saturating_sub(cpu_before);
         usage.rows_read = store.rows_read;
         usage.rows_written = store.rows_written;
         let commit = matches!(&result, Ok(r) if r.status < 400);

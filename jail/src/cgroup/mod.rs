@@ -30,6 +30,40 @@ pub struct CellStats {
     pub cpu_usage_usec: u64,
 }
 
+/// How a CPU accounting file reports usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CpuFormat {
+    /// v1 `cpuacct.usage`: nanoseconds
+    Nanos,
+    /// `cpu.stat`: a `usage_usec N` line
+    StatUsec,
+}
+
+/// An open cgroup CPU accounting file.
+#[derive(Debug)]
+pub struct CpuMeter {
+    file: std::fs::File,
+    format: CpuFormat,
+}
+
+impl CpuMeter {
+    /// CPU time used by the cell so far, microseconds (0 if it cannot be read).
+    pub fn usec(&self) -> u64 {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 512];
+        let n = self.file.read_at(&mut buf, 0).unwrap_or(0);
+        let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+        match self.format {
+            CpuFormat::Nanos => text.trim().parse::<u64>().map(|ns| ns / 1000).unwrap_or(0),
+            CpuFormat::StatUsec => text
+                .lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
+        }
+    }
+}
+
 /// The cgroup driver of this host.
 #[derive(Debug, Clone)]
 pub enum CgroupDriver {
@@ -200,6 +234,16 @@ impl CellCgroup {
             CellCgroup::V1(c) => c.stats(),
             CellCgroup::V2(c) => c.stats(),
         }
+    }
+
+    /// An open handle on the cell's CPU accounting, cheap to read repeatedly (one `pread`).
+    pub fn cpu_meter(&self) -> Option<CpuMeter> {
+        let (path, format) = match self {
+            CellCgroup::V1(c) => c.cpu_usage_file()?,
+            CellCgroup::V2(c) => (c.dirs()[0].join("cpu.stat"), CpuFormat::StatUsec),
+        };
+        let file = std::fs::File::open(path).ok()?;
+        Some(CpuMeter { file, format })
     }
 
     /// The cell's directories (one per v1 hierarchy, one on v2).

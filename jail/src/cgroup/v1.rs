@@ -205,6 +205,16 @@ impl V1Cell {
         write(&state, "THAWED")
     }
 
+    /// The file this cell's CPU usage is read from.
+    pub(crate) fn cpu_usage_file(&self) -> Option<(PathBuf, super::CpuFormat)> {
+        if let Some(d) = &self.cpuacct {
+            return Some((d.join("cpuacct.usage"), super::CpuFormat::Nanos));
+        }
+        self.unified
+            .as_ref()
+            .map(|u| (u.join("cpu.stat"), super::CpuFormat::StatUsec))
+    }
+
     pub(crate) fn stats(&self) -> CellStats {
         let cpu_usage_usec = self
             .cpuacct
@@ -308,6 +318,19 @@ mod tests {
                 cpu_usage_usec: 2500
             }
         );
+    }
+
+    #[test]
+    fn cpu_meter_reads_the_accounting_file_again_and_again() {
+        let t = tempfile::tempdir().unwrap();
+        let d = fake(t.path());
+        let c = super::super::CellCgroup::V1(d.create_cell("m").unwrap());
+        let f = t.path().join("cpuacct/warren/m/cpuacct.usage");
+        std::fs::write(&f, "2000000\n").unwrap();
+        let meter = c.cpu_meter().unwrap();
+        assert_eq!(meter.usec(), 2000);
+        std::fs::write(&f, "5000000\n").unwrap();
+        assert_eq!(meter.usec(), 5000);
     }
 
     #[test]
