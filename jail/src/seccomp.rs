@@ -148,7 +148,7 @@ pub struct Violation {
 /// Receive one notification from a cell's listener. Blocks unless the caller has polled the
 /// descriptor readable first. `Ok(None)` means the notification vanished (the process died
 /// between the poll and the read).
-pub fn receive_violation(listener: &OwnedFd) -> Result<Option<Violation>> {
+fn receive(listener: &OwnedFd) -> Result<Option<libc::seccomp_notif>> {
     // SAFETY: seccomp_notif is plain old data; all-zero is the state the kernel requires.
     let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
     // SAFETY: the ioctl writes one `seccomp_notif` into the struct we pass, which is live
@@ -171,9 +171,14 @@ pub fn receive_violation(listener: &OwnedFd) -> Result<Option<Violation>> {
             }),
         };
     }
-    Ok(Some(Violation {
-        nr: notif.data.nr,
-        name: syscall_name(notif.data.nr),
+    Ok(Some(notif))
+}
+
+/// Receive one denied syscall from a cell's listener (see [`receive`] for `Ok(None)`).
+pub fn receive_violation(listener: &OwnedFd) -> Result<Option<Violation>> {
+    Ok(receive(listener)?.map(|n| Violation {
+        nr: n.data.nr,
+        name: syscall_name(n.data.nr),
     }))
 }
 
@@ -182,22 +187,8 @@ pub fn receive_violation(listener: &OwnedFd) -> Result<Option<Violation>> {
 /// program cannot run before this exec, so nothing else can be first). Anything else is
 /// returned as a violation for the caller to kill the cell.
 pub fn allow_program_exec(listener: &OwnedFd) -> Result<std::result::Result<(), Violation>> {
-    // SAFETY: seccomp_notif is plain old data; all-zero is the state the kernel requires.
-    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
-    // SAFETY: the ioctl writes one `seccomp_notif` into the live, correctly sized struct.
-    let rc = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_RECV,
-            &mut notif as *mut libc::seccomp_notif,
-        )
-    };
-    if rc < 0 {
-        return Err(JailError::last_os(
-            Layer::Seccomp,
-            "ioctl(SECCOMP_IOCTL_NOTIF_RECV)",
-        ));
-    }
+    let notif = receive(listener)?
+        .ok_or_else(|| JailError::Start("the cell died before its program was executed".into()))?;
     let nr = notif.data.nr;
     // int arguments: the kernel looks at the low 32 bits only
     let low = |a: u64| a & 0xffff_ffff;
