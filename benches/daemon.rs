@@ -155,18 +155,23 @@ fn socketpair_round_trip(n: usize) -> Vec<Duration> {
             }
         }
     });
+    let out = ping_pong(&mut a, n);
+    drop(a);
+    let _ = echo.join();
+    out
+}
+
+/// `n` one-byte round trips over `a`, timed one by one.
+fn ping_pong(a: &mut std::os::unix::net::UnixStream, n: usize) -> Vec<Duration> {
     let mut buf = [0u8; 1];
-    let out = (0..n)
+    (0..n)
         .map(|_| {
             let t = Instant::now();
             a.write_all(b"x").expect("write");
             a.read_exact(&mut buf).expect("read");
             t.elapsed()
         })
-        .collect();
-    drop(a);
-    let _ = echo.join();
-    out
+        .collect()
 }
 
 /// Round trips of one byte between this process and a forked echo process.
@@ -186,15 +191,7 @@ fn socketpair_round_trip_processes(n: usize) -> Vec<Duration> {
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(b);
-            let mut buf = [0u8; 1];
-            let out = (0..n)
-                .map(|_| {
-                    let t = Instant::now();
-                    a.write_all(b"x").expect("write");
-                    a.read_exact(&mut buf).expect("read");
-                    t.elapsed()
-                })
-                .collect();
+            let out = ping_pong(&mut a, n);
             drop(a);
             let _ = nix::sys::wait::waitpid(child, None);
             out

@@ -252,15 +252,8 @@ impl Jail {
     ///
     /// If `warren-jail` cannot be started or outlives [`WATCHDOG`].
     pub fn run(self, program: impl AsRef<OsStr>, args: &[&str]) -> Outcome {
-        let (mut cmd, description) = self.command(program.as_ref(), args);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {description}: {e}"));
-        drop(self);
-        collect(child, description)
+        let (cmd, description) = self.command(program.as_ref(), args);
+        run_to_end(cmd, description, self)
     }
 
     /// Control experiment: runs `PROGRAM ARGS` directly on the host, *without*
@@ -275,14 +268,7 @@ impl Jail {
         cmd.args(args);
         self.setup(&mut cmd);
         let description = describe(&cmd);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {description}: {e}"));
-        drop(self);
-        collect(child, description)
+        run_to_end(cmd, description, self)
     }
 
     /// Starts `PROGRAM ARGS` in a cell with stdin, stdout and stderr piped, for
@@ -399,6 +385,19 @@ fn reader(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String> {
 ///
 /// Output pipes reach end-of-file only when every process holding them is
 /// gone, so a cell process that outlives `warren-jail` is caught here too.
+/// Start `cmd` with stdin closed and stdout/stderr piped, and collect its outcome. `keep`
+/// (the builder, which owns the fds the child inherits) lives until the child has started.
+fn run_to_end<K>(mut cmd: Command, description: String, keep: K) -> Outcome {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {description}: {e}"));
+    drop(keep);
+    collect(child, description)
+}
+
 fn collect(mut child: Child, command: String) -> Outcome {
     let out = reader(child.stdout.take());
     let err = reader(child.stderr.take());
