@@ -158,6 +158,10 @@ fn failed_requests_leave_no_writes_and_the_next_request_works() {
     let r = d.fetch("hostile", "o", "POST", "/write-then-status?status=201", b"");
     assert_eq!(r.status, 201);
     assert_eq!(count(&d, "o"), "2");
+    // a 1xx is not a final answer: the SDK turns it into a 500 before it leaves the guest
+    let r = d.fetch("hostile", "o", "POST", "/write-then-status?status=101", b"");
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(count(&d, "o"), "2");
     // garbage frames end only that instance
     let r = d.fetch("hostile", "o", "POST", "/write-then-garbage", b"");
     assert_eq!(

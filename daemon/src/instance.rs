@@ -299,8 +299,8 @@ impl Instance {
                 }
                 Ok(Frame::Response { id: rid, response }) if rid == id => {
                     let status = response.status;
-                    if !(100..=599).contains(&status) {
-                        let why = format!("response status {status} is outside 100-599");
+                    if !(200..=599).contains(&status) {
+                        let why = format!("response status {status} is outside 200-599 (1xx is not a final answer)");
                         return self.fail_protocol(&why).await;
                     }
                     if u64::try_from(response.body.len()).unwrap_or(u64::MAX) > limits.max_response

@@ -120,7 +120,7 @@ fn hex(c: &u8) -> Option<u8> {
 /// `content-length` or `transfer-encoding`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
-    /// HTTP status, 100-599.
+    /// HTTP status, 200-599 (a final response; 1xx are not answers).
     pub status: u16,
     /// Headers in order.
     pub headers: Vec<(String, Vec<u8>)>,
@@ -194,10 +194,10 @@ impl Response {
     }
 
     /// Checks what the protocol and HTTP require of a response and lowercases header
-    /// names: status 100-599, header names HTTP tokens, values without CR, LF or NUL.
+    /// names: status 200-599, header names HTTP tokens, values without CR, LF or NUL.
     pub(crate) fn normalize(&mut self) -> Result<(), String> {
-        if !(100..=599).contains(&self.status) {
-            return Err(format!("status {} is not in 100-599", self.status));
+        if !(200..=599).contains(&self.status) {
+            return Err(format!("status {} is not in 200-599", self.status));
         }
         for (name, value) in &mut self.headers {
             if name.is_empty() || !name.bytes().all(is_token_byte) {
