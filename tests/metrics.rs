@@ -129,6 +129,7 @@ fn metrics_pass_promtool_and_move_with_requests() {
     );
     // one instance for the first five requests, a new one after the crash
     assert_eq!(value(&text, "warren_instance_spawn_seconds_count"), 2.0);
+    assert!(value(&text, r#"warren_storage_bytes{worker="hostile"}"#) >= 4096.0);
     assert_eq!(value(&text, "warren_workers"), 1.0);
     assert_eq!(value(&text, "warren_objects"), 1.0);
     assert!(text.contains("warren_build_info{"));

@@ -431,7 +431,7 @@ pub struct RequestStore<'a> {
     pub rows_written: u64,
     /// the quota was hit during this request
     pub quota_hit: bool,
-    observer: Option<(String, Arc<crate::metrics::Metrics>)>,
+    observer: Option<(&'a str, &'a crate::metrics::Metrics)>,
 }
 
 impl<'a> RequestStore<'a> {
@@ -450,8 +450,8 @@ impl<'a> RequestStore<'a> {
     }
 
     /// Record every statement in `metrics` under `worker`.
-    pub fn observe(&mut self, worker: &str, metrics: Arc<crate::metrics::Metrics>) {
-        self.observer = Some((worker.to_string(), metrics));
+    pub fn observe(&mut self, worker: &'a str, metrics: &'a crate::metrics::Metrics) {
+        self.observer = Some((worker, metrics));
     }
 
     async fn ready(&mut self) -> Result<&mut ObjectDb, SqlFailure> {

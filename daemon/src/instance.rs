@@ -158,12 +158,8 @@ impl Instance {
             f = frame::read(&mut self.sock, MAX_FRAME) => f,
             o = &mut self.exited => return Err(self.end(ended(o.ok(), "before saying hello"))),
             _ = tokio::time::sleep(HELLO_TIME) => {
-                self.kill.kill();
-                self.ended = Some(KillKind::Timeout);
-                return Err(ApiError::guest_timeout(format!(
-                    "the guest did not say hello within {}s",
-                    HELLO_TIME.as_secs()
-                )));
+                let why = format!("the guest did not say hello within {}s", HELLO_TIME.as_secs());
+                return Err(self.kill_for(KillKind::Timeout, ApiError::guest_timeout(why)));
             }
         };
         match first {
@@ -258,22 +254,20 @@ impl Instance {
                 _ = cpu_check.tick() => {
                     let used = self.cpu_usec().saturating_sub(cpu_start);
                     if used > cpu_budget {
-                        self.kill.kill();
-                        self.ended = Some(KillKind::Cpu);
-                        return Err(ApiError::guest_killed(format!(
+                        let why = format!(
                             "the request used more than its CPU budget of {}ms; the instance was killed",
                             limits.cpu_budget.as_millis()
-                        )));
+                        );
+                        return Err(self.kill_for(KillKind::Cpu, ApiError::guest_killed(why)));
                     }
                     continue;
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    self.kill.kill();
-                    self.ended = Some(KillKind::Timeout);
-                    return Err(ApiError::guest_timeout(format!(
+                    let why = format!(
                         "the request took longer than {}ms; the instance was killed",
                         timeout.as_millis()
-                    )));
+                    );
+                    return Err(self.kill_for(KillKind::Timeout, ApiError::guest_timeout(why)));
                 }
             };
             let answer = match next {
@@ -314,11 +308,10 @@ impl Instance {
                     return Ok(response);
                 }
                 Ok(Frame::Error { message }) => {
-                    self.kill.kill();
-                    self.ended = Some(KillKind::Crash);
-                    return Err(ApiError::guest_crashed(format!(
-                        "the guest gave up: {message}"
-                    )));
+                    return Err(self.kill_for(
+                        KillKind::Crash,
+                        ApiError::guest_crashed(format!("the guest gave up: {message}")),
+                    ));
                 }
                 Ok(other) => {
                     let why = format!("unexpected {} during request {id}", frame::name(&other));
@@ -351,6 +344,12 @@ impl Instance {
             Ok(Ok(o)) => self.end(ended(Some(o), when)),
             _ => self.end((KillKind::Crash, ApiError::guest_crashed(fallback))),
         }
+    }
+
+    /// Kill the instance for `kind` and return `e`.
+    fn kill_for(&mut self, kind: KillKind, e: ApiError) -> ApiError {
+        self.kill.kill();
+        self.end((kind, e))
     }
 
     fn end(&mut self, (kind, e): (KillKind, ApiError)) -> ApiError {

@@ -97,7 +97,14 @@ pub struct Router {
     released: Notify,
     actors: Mutex<HashMap<(String, String), Actor>>,
     epoch: Instant,
-    storage: Mutex<HashMap<(String, String), u64>>,
+    storage: Mutex<StorageSizes>,
+}
+
+/// Database sizes per object and their totals per worker (for the storage gauge).
+#[derive(Debug, Default)]
+struct StorageSizes {
+    objects: HashMap<(String, String), u64>,
+    by_worker: HashMap<String, u64>,
 }
 
 impl Router {
@@ -124,7 +131,7 @@ impl Router {
             released: Notify::new(),
             actors: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
-            storage: Mutex::new(HashMap::new()),
+            storage: Mutex::new(StorageSizes::default()),
         })
     }
 
@@ -194,13 +201,13 @@ impl Router {
     /// Remember an object's database size for the per-worker storage gauge.
     fn note_storage(&self, worker: &str, object: &str, bytes: u64) {
         let mut s = self.storage.lock().expect("storage lock");
-        s.insert((worker.to_string(), object.to_string()), bytes);
-        let total = s
-            .iter()
-            .filter(|((w, _), _)| w == worker)
-            .map(|(_, b)| *b)
-            .sum();
-        self.metrics.set_storage(worker, total);
+        let old = s
+            .objects
+            .insert((worker.to_string(), object.to_string()), bytes)
+            .unwrap_or(0);
+        let total = s.by_worker.entry(worker.to_string()).or_insert(0);
+        *total = total.saturating_sub(old).saturating_add(bytes);
+        self.metrics.set_storage(worker, *total);
     }
 
     /// Whether an object has a live actor (a running instance or an open database).
@@ -214,10 +221,23 @@ impl Router {
 
     /// Stop and forget the actors of a worker (or of one object).
     pub fn forget(&self, worker: &str, object: Option<&str>) {
-        self.storage
-            .lock()
-            .expect("storage lock")
-            .retain(|(w, o), _| !(w == worker && object.is_none_or(|x| x == o)));
+        {
+            let mut s = self.storage.lock().expect("storage lock");
+            let mut freed = 0u64;
+            s.objects.retain(|(w, o), b| {
+                let gone = w == worker && object.is_none_or(|x| x == o);
+                if gone {
+                    freed += *b;
+                }
+                !gone
+            });
+            if object.is_none() {
+                s.by_worker.remove(worker);
+            } else if let Some(t) = s.by_worker.get_mut(worker) {
+                *t = t.saturating_sub(freed);
+                self.metrics.set_storage(worker, *t);
+            }
+        }
         if object.is_none() {
             self.metrics.forget_worker(worker);
         }
@@ -321,6 +341,7 @@ impl Router {
                 db: None,
                 state,
                 spawn_time: None,
+                db_path: None,
             }
             .run(rx)
             .await
@@ -338,6 +359,8 @@ struct ObjectActor {
     state: Arc<ActorState>,
     /// how long the last instance start took (for the spawn histogram)
     spawn_time: Option<Duration>,
+    /// the object's database, once registered
+    db_path: Option<std::path::PathBuf>,
 }
 
 impl ObjectActor {
@@ -503,9 +526,19 @@ impl ObjectActor {
             self.router.metrics.kill(KillKind::Redeploy);
             self.stop_instance();
         }
+        // the object is registered once per actor; after that its path is known here
         let registry = Arc::clone(&self.router.registry);
-        let register =
-            sendable(registry.object_file(&self.worker, &self.object, deployed.limits.max_objects));
+        let known = self.db_path.clone();
+        let register = sendable(async {
+            match known {
+                Some(p) => Ok(p),
+                None => {
+                    registry
+                        .object_file(&self.worker, &self.object, deployed.limits.max_objects)
+                        .await
+                }
+            }
+        });
         let db_path = if self.instance.is_none() {
             let slot = self
                 .router
@@ -530,12 +563,13 @@ impl ObjectActor {
         } else {
             register.await?
         };
+        self.db_path = Some(db_path.clone());
         let (inst, _) = self.instance.as_mut().expect("instance started above");
         // limits changed without a redeploy apply to the running instance
         inst.update_limits(limits)?;
         let cpu_before = inst.cpu_usec();
         let mut store = RequestStore::new(&mut self.db, &db_path, deployed.limits.storage);
-        store.observe(&self.worker, Arc::clone(&self.router.metrics));
+        store.observe(&self.worker, &self.router.metrics);
         let result = sendable(inst.call(&mut store, &job.req, &deployed.limits)).await;
         usage.cpu_us = inst.cpu_usec().saturating_sub(cpu_before);
         usage.rows_read = store.rows_read;
